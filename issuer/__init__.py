@@ -1,0 +1,59 @@
+"""issuer: issues and verifies After-sales Maintenance Service Confirmation Letters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from issuer.config import Settings
+from issuer.db import Database
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
+    """Build the app: settings → extensions → blueprints → error handlers → CLI."""
+    settings = settings or Settings.from_environment()
+    app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance"))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        JSON_SORT_KEYS=False,
+        ISSUER_SETTINGS=settings,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    register_extensions(app, settings, database)
+    register_blueprints(app)
+    register_errors(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask, settings: Settings, database: Database | None) -> None:
+    if database is None:
+        url = settings.database_url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = Database(url)
+    app.extensions["issuer.db"] = database
+    from issuer.web.session import register_session_teardown
+
+    register_session_teardown(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from issuer.web.api import api
+
+    app.register_blueprint(api)
+
+
+def register_errors(app: Flask) -> None:
+    from issuer.web.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_cli(app: Flask) -> None:
+    from issuer.cli import register_commands
+
+    register_commands(app)

@@ -1,0 +1,309 @@
+"""The ``issuer`` command line: thin wrappers over the services.
+
+Bad input on any command prints one line ``error: <problem>`` (import files add one line per bad
+row) and exits with code 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+from sqlalchemy.exc import IntegrityError
+
+from issuer.config import ConfigurationError
+from issuer.errors import ImportRejected, IssuerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def reports_errors(command: F) -> F:
+    """Turn the service errors into a one-line message and exit code 2."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ImportRejected as exc:
+            head, _, rows = exc.message.partition("\n")
+            click.echo(f"error: {head}", err=True)
+            if rows:
+                click.echo(rows, err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except IssuerError as exc:
+            fail(exc.message)
+        except IntegrityError as exc:
+            fail(f"the change conflicts with existing data ({exc.orig})")
+
+    return run  # type: ignore[return-value]
+
+
+def _session():  # type: ignore[no-untyped-def]
+    return current_app.extensions["issuer.db"].session()
+
+
+# -- db ----------------------------------------------------------------------------------------
+
+db_group = click.Group("db", help="Database schema.")
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations."""
+    from issuer.migrate import upgrade
+
+    upgrade(current_app.extensions["issuer.db"].engine, revision)
+    click.echo(f"database at revision {revision}")
+
+
+@db_group.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    from issuer.migrate import current_revision
+
+    click.echo(current_revision(current_app.extensions["issuer.db"].engine) or "(empty database)")
+
+
+# -- organisations -----------------------------------------------------------------------------
+
+manufacturer_group = click.Group("manufacturer", help="Manufacturers (tenants).")
+
+
+@manufacturer_group.command("create")
+@click.option("--code", required=True, help="short code, e.g. GWM")
+@click.option("--name", required=True, help="the MIIT-listed Chinese name, printed on letters")
+@click.option("--name-en", required=True, help="English name")
+@click.option("--uscc", required=True, help="unified social credit code (18 characters)")
+@click.option("--wmi", "wmis", multiple=True, required=True, help="WMI, or WMI/positions 12-14 for small makers")
+@click.option(
+    "--type",
+    "manufacturer_type",
+    default="vehicle_manufacturer",
+    show_default=True,
+    help="vehicle_manufacturer | modified_vehicle_manufacturer | sales_company | "
+    "overseas_sales_department | overseas_dealer",
+)
+@reports_errors
+def manufacturer_create(
+    code: str, name: str, name_en: str, uscc: str, wmis: tuple[str, ...], manufacturer_type: str
+) -> None:
+    """Add a manufacturer."""
+    from issuer.services.organisations import create_manufacturer
+
+    with _session() as session:
+        manufacturer = create_manufacturer(
+            session=session,
+            code=code,
+            name=name,
+            name_en=name_en,
+            uscc=uscc,
+            wmis=wmis,
+            manufacturer_type=manufacturer_type,
+        )
+        wmi_list = ", ".join(str(w) for w in manufacturer.wmi_values())
+        click.echo(f"manufacturer {manufacturer.code} created ({manufacturer.type}; WMI {wmi_list})")
+
+
+exporter_group = click.Group("exporter", help="Exporters and manufacturers' negative lists.")
+
+
+@exporter_group.command("create")
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@click.option("--name-en", default="")
+@click.option("--uscc", required=True)
+@reports_errors
+def exporter_create(code: str, name: str, name_en: str, uscc: str) -> None:
+    """Add an exporter organisation."""
+    from issuer.services.organisations import create_exporter
+
+    with _session() as session:
+        exporter = create_exporter(session=session, code=code, name=name, name_en=name_en, uscc=uscc)
+        click.echo(f"exporter {exporter.code} created")
+
+
+@exporter_group.command("block")
+@click.option("--manufacturer", "manufacturer_code", required=True)
+@click.option("--exporter", "exporter_code", required=True)
+@click.option("--reason", required=True)
+@reports_errors
+def exporter_block(manufacturer_code: str, exporter_code: str, reason: str) -> None:
+    """Put an exporter on a manufacturer's negative list."""
+    from issuer.services.organisations import block_exporter
+
+    with _session() as session:
+        block_exporter(
+            session=session,
+            manufacturer_code=manufacturer_code,
+            exporter_code=exporter_code,
+            reason=reason,
+            actor="cli",
+        )
+        click.echo(f"exporter {exporter_code.upper()} blocked by {manufacturer_code.upper()}")
+
+
+@exporter_group.command("unblock")
+@click.option("--manufacturer", "manufacturer_code", required=True)
+@click.option("--exporter", "exporter_code", required=True)
+@click.option("--reason", default="")
+@reports_errors
+def exporter_unblock(manufacturer_code: str, exporter_code: str, reason: str) -> None:
+    """Take an exporter off a manufacturer's negative list."""
+    from issuer.services.organisations import unblock_exporter
+
+    with _session() as session:
+        unblock_exporter(
+            session=session,
+            manufacturer_code=manufacturer_code,
+            exporter_code=exporter_code,
+            reason=reason,
+            actor="cli",
+        )
+        click.echo(f"exporter {exporter_code.upper()} unblocked by {manufacturer_code.upper()}")
+
+
+# -- accounts ----------------------------------------------------------------------------------
+
+user_group = click.Group("user", help="User accounts.")
+
+
+@user_group.command("create")
+@click.option("--email", required=True)
+@click.option("--role", required=True, help="manufacturer_admin | aftersales | exporter | reviewer | platform_admin")
+@click.option("--manufacturer", "manufacturer_code", default=None)
+@click.option("--exporter", "exporter_code", default=None)
+@click.option("--password", required=True)
+@reports_errors
+def user_create(email: str, role: str, manufacturer_code: str | None, exporter_code: str | None, password: str) -> None:
+    """Add a user."""
+    from issuer.services.accounts import create_user
+
+    with _session() as session:
+        user = create_user(
+            session=session,
+            email=email,
+            role=role,
+            password=password,
+            manufacturer_code=manufacturer_code,
+            exporter_code=exporter_code,
+        )
+        click.echo(f"user {user.email} created ({user.role})")
+
+
+token_group = click.Group("token", help="API tokens.")
+
+
+@token_group.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default="cli", show_default=True)
+@reports_errors
+def token_create(email: str, name: str) -> None:
+    """Print a new API token for the user, alone on the last line."""
+    from issuer.services.accounts import create_token
+
+    with _session() as session:
+        token = create_token(session=session, email=email, name=name)
+    click.echo("New API token (shown once; store it now):")
+    click.echo(token)
+
+
+# -- registries --------------------------------------------------------------------------------
+
+vehicles_group = click.Group("vehicles", help="The production registry.")
+
+
+@vehicles_group.command("import")
+@click.option("--manufacturer", "manufacturer_code", required=True)
+@click.option("--skip-invalid", is_flag=True, help="write the valid rows and report the invalid ones")
+@click.argument("file", type=click.Path(dir_okay=False))
+@reports_errors
+def vehicles_import(manufacturer_code: str, skip_invalid: bool, file: str) -> None:
+    """Load the production registry from CSV or XLSX (vin,brand,model,production_date)."""
+    from issuer.services.registry import import_vehicles
+
+    with _session() as session:
+        result = import_vehicles(
+            session=session, manufacturer_code=manufacturer_code, path=file, skip_invalid=skip_invalid
+        )
+    for line, message in result.errors:
+        click.echo(f"line {line}: {message} (skipped)", err=True)
+    click.echo(
+        f"added {result.added}, updated {result.updated}, unchanged {result.unchanged}, rejected {result.rejected}"
+    )
+
+
+outlets_group = click.Group("outlets", help="The overseas outlet registry.")
+
+
+@outlets_group.command("import")
+@click.option("--manufacturer", "manufacturer_code", required=True)
+@click.argument("file", type=click.Path(dir_okay=False))
+@reports_errors
+def outlets_import(manufacturer_code: str, file: str) -> None:
+    """Load outlets from CSV or XLSX."""
+    from issuer.services.outlets import import_outlets
+
+    with _session() as session:
+        result = import_outlets(session=session, manufacturer_code=manufacturer_code, path=file, actor="cli")
+    click.echo(
+        f"added {result.added}, updated {result.updated}, unchanged {result.unchanged}, rejected {result.rejected}"
+    )
+
+
+@click.command("demo")
+@reports_errors
+def demo() -> None:
+    """Load the demo data set (idempotent) and print the demo accounts."""
+    from issuer.services.demo import load_demo
+
+    with _session() as session:
+        accounts = load_demo(session=session)
+    click.echo("Demo accounts (password for all: see below):")
+    for email, role, organisation, password in accounts:
+        click.echo(f"  {email:<34} {role:<19} {organisation:<10} {password}")
+
+
+def register_commands(app: Flask) -> None:
+    for command in (
+        db_group,
+        manufacturer_group,
+        exporter_group,
+        user_group,
+        token_group,
+        vehicles_group,
+        outlets_group,
+        demo,
+    ):
+        app.cli.add_command(command)
+
+
+def _create_app_for_cli() -> Flask:
+    from issuer import create_app
+
+    try:
+        return create_app()
+    except ConfigurationError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+
+
+main = FlaskGroup(
+    name="issuer",
+    create_app=_create_app_for_cli,
+    add_default_commands=True,
+    load_dotenv=False,
+    help="issuer: After-sales Maintenance Service Confirmation Letters.",
+)

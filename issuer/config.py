@@ -1,0 +1,63 @@
+"""Settings, read from the environment once, when the app is created.
+
+Every setting of CONTRACT.md lives here; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'issuer.db'}"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key"  # noqa: S105 - refused in production
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a usable deployment."""
+
+
+def _flag(value: str | None, *, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str = DEVELOPMENT_SECRET_KEY
+    keys_dir: Path = PROJECT_ROOT / "keys"
+    key_passphrase: str | None = None
+    public_url: str = DEFAULT_PUBLIC_URL
+    ratelimit_enabled: bool = True
+    production: bool = False
+    max_content_length: int = 10 * 1024 * 1024
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        settings = cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            secret_key=env.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY,
+            keys_dir=Path(env.get("ISSUER_KEYS_DIR") or PROJECT_ROOT / "keys"),
+            key_passphrase=env.get("ISSUER_KEY_PASSPHRASE") or None,
+            public_url=(env.get("ISSUER_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
+            ratelimit_enabled=_flag(env.get("RATELIMIT_ENABLED"), default=True),
+            production=(env.get("ISSUER_ENV") or "").strip().lower() == "production",
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse to run production with development secrets."""
+        if not self.production:
+            return
+        if self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key) < 32:
+            raise ConfigurationError("production needs SECRET_KEY set to a random value of 32+ characters")
+        if not self.key_passphrase:
+            raise ConfigurationError("production needs ISSUER_KEY_PASSPHRASE to encrypt seal keys at rest")

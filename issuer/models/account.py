@@ -1,0 +1,70 @@
+"""Users, their roles, and API tokens (stored as SHA-256 digests, never in clear)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from issuer.db import Base
+from issuer.models.exporter import Exporter
+from issuer.models.manufacturer import Manufacturer
+from issuer.models.types import UtcDateTime, utcnow
+
+
+class Role(StrEnum):
+    MANUFACTURER_ADMIN = "manufacturer_admin"
+    AFTERSALES = "aftersales"
+    EXPORTER = "exporter"
+    REVIEWER = "reviewer"
+    PLATFORM_ADMIN = "platform_admin"
+
+    @property
+    def is_manufacturer_staff(self) -> bool:
+        return self in (Role.MANUFACTURER_ADMIN, Role.AFTERSALES)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        # A user belongs to at most one organisation, and to the kind its role needs.
+        CheckConstraint("manufacturer_id IS NULL OR exporter_id IS NULL", name="one_organisation"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-case
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(30))
+    manufacturer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("manufacturers.id", ondelete="CASCADE"), default=None, index=True
+    )
+    exporter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("exporters.id", ondelete="CASCADE"), default=None, index=True
+    )
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[str] = mapped_column(String(10), default="zh")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    manufacturer: Mapped[Manufacturer | None] = relationship()
+    exporter: Mapped[Exporter | None] = relationship()
+
+    @property
+    def user_role(self) -> Role:
+        return Role(self.role)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown to the user to tell tokens apart
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
+
+    user: Mapped[User] = relationship()

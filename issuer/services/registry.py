@@ -1,0 +1,243 @@
+"""Use cases of the production registry: importing a manufacturer's VINs.
+
+The import streams: rows are read, validated and written in batches inside one transaction, so
+memory stays flat however long the file is. A file with any invalid row changes nothing (unless
+``skip_invalid``); every invalid row is reported with its line number and reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from issuer import clock
+from issuer.domain.vin import has_valid_check_digit, is_well_formed, normalise_vin
+from issuer.errors import ImportRejected
+from issuer.models import RegisteredVehicle
+from issuer.services.organisations import get_manufacturer
+from issuer.services.tabular import read_rows
+
+REGISTRY_COLUMNS = ("vin", "brand", "model", "production_date")
+BATCH_SIZE = 5_000
+MAX_NAME_CHARS = 100
+
+
+@dataclass
+class ImportResult:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "errors": [{"line": line, "message": message} for line, message in self.errors],
+        }
+
+
+def parse_iso_date(text: str, *, what: str) -> dt.date:
+    """Parse ``YYYY-MM-DD`` strictly, naming the field in the error."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def import_vehicles(
+    *,
+    session: Session,
+    manufacturer_code: str,
+    path: str | Path,
+    skip_invalid: bool = False,
+) -> ImportResult:
+    """Load (or update) the manufacturer's production registry from a CSV or XLSX file."""
+    manufacturer = get_manufacturer(session, manufacturer_code)
+    wmis = manufacturer.wmi_values()
+    if not wmis:
+        raise ImportRejected(f"manufacturer {manufacturer.code} holds no WMI; add one before importing VINs")
+    plain_wmis = frozenset(w.code for w in wmis if not w.plant_code)
+    small_wmis = frozenset((w.code, w.plant_code) for w in wmis if w.plant_code)
+    today = clock.today_in_china()
+    result = ImportResult()
+    seen: dict[str, int] = {}
+
+    def valid_rows() -> Iterator[tuple[str, str, str, dt.date | None]]:
+        for line, (raw_vin, brand, model, produced) in read_rows(
+            path, columns=REGISTRY_COLUMNS, required=("vin", "brand", "model")
+        ):
+            problems = []
+            vin = normalise_vin(raw_vin)
+            if not is_well_formed(vin):
+                problems.append(f"VIN {raw_vin!r} is not 17 characters of 0-9 and A-Z without I, O, Q")
+            else:
+                if not has_valid_check_digit(vin):
+                    problems.append(f"VIN {vin} has a wrong check digit (position 9)")
+                if vin[:3] not in plain_wmis and (vin[:3], vin[11:14]) not in small_wmis:
+                    problems.append(f"VIN {vin} does not carry a WMI of {manufacturer.code}")
+                first = seen.get(vin)
+                if first is not None:
+                    problems.append(f"VIN {vin} already appears on line {first}")
+                else:
+                    seen[vin] = line
+            if not brand:
+                problems.append("brand is empty")
+            elif len(brand) > MAX_NAME_CHARS:
+                problems.append(f"brand is longer than {MAX_NAME_CHARS} characters")
+            if not model:
+                problems.append("model is empty")
+            elif len(model) > MAX_NAME_CHARS:
+                problems.append(f"model is longer than {MAX_NAME_CHARS} characters")
+            production_date = None
+            if produced:
+                try:
+                    production_date = parse_iso_date(produced, what="production_date")
+                    if production_date > today:
+                        problems.append(f"production_date {produced} is in the future")
+                except ValueError as exc:
+                    problems.append(str(exc))
+            if problems:
+                result.rejected += 1
+                result.errors.append((line, "; ".join(problems)))
+                continue
+            if result.errors and not skip_invalid:
+                continue  # the file will be refused: keep validating, stop writing
+            yield vin, brand, model, production_date
+
+    writer = _BULK_WRITERS.get(session.get_bind().dialect.name, _write_sqlite)
+    try:
+        added, updated, total = writer(session, manufacturer.id, valid_rows())
+    except BaseException:
+        session.rollback()
+        raise
+    if result.errors and not skip_invalid:
+        session.rollback()
+        lines = "\n".join(f"line {line}: {message}" for line, message in result.errors)
+        raise ImportRejected(
+            f"{result.rejected} invalid row(s); nothing was imported\n{lines}",
+            details=result.as_dict()["errors"],
+        )
+    session.commit()
+    result.added, result.updated = added, updated
+    result.unchanged = total - added - updated
+    return result
+
+
+def _batches(rows: Iterator[tuple[str, str, str, dt.date | None]]) -> Iterator[list[tuple[Any, ...]]]:
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _count(session: Session, manufacturer_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(RegisteredVehicle)
+            .where(RegisteredVehicle.manufacturer_id == manufacturer_id)
+        )
+        or 0
+    )
+
+
+def _write_sqlite(
+    session: Session, manufacturer_id: int, rows: Iterator[tuple[str, str, str, dt.date | None]]
+) -> tuple[int, int, int]:
+    """Upsert batches with ``executemany``; rows whose values did not change are not touched,
+    so the cursor's change count is added + updated and the row count tells them apart."""
+    before = _count(session, manufacturer_id)
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    changed = total = 0
+    statement = (
+        "INSERT INTO registered_vehicles (manufacturer_id, vin, brand, model, production_date) "
+        "VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (manufacturer_id, vin) DO UPDATE SET "
+        "brand = excluded.brand, model = excluded.model, production_date = excluded.production_date "
+        "WHERE registered_vehicles.brand IS NOT excluded.brand "
+        "OR registered_vehicles.model IS NOT excluded.model "
+        "OR registered_vehicles.production_date IS NOT excluded.production_date"
+    )
+    try:
+        for batch in _batches(rows):
+            cursor.executemany(
+                statement,
+                [
+                    (manufacturer_id, vin, brand, model, produced.isoformat() if produced else None)
+                    for vin, brand, model, produced in batch
+                ],
+            )
+            changed += max(cursor.rowcount, 0)
+            total += len(batch)
+    finally:
+        cursor.close()
+    added = _count(session, manufacturer_id) - before
+    return added, changed - added, total
+
+
+def _copy_text(value: object) -> str:
+    return "\\N" if value is None else str(value)
+
+
+def _write_postgresql(
+    session: Session, manufacturer_id: int, rows: Iterator[tuple[str, str, str, dt.date | None]]
+) -> tuple[int, int, int]:
+    """COPY into an unindexed temporary table, then merge with one set-based upsert."""
+    connection = session.connection().connection.driver_connection
+    total = 0
+    with connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(
+            "CREATE TEMPORARY TABLE registry_import "
+            "(vin varchar(17), brand varchar(100), model varchar(100), production_date date) ON COMMIT DROP"
+        )
+        with cursor.copy("COPY registry_import (vin, brand, model, production_date) FROM STDIN") as copy:
+            for batch in _batches(rows):
+                buffer = io.StringIO()
+                for vin, brand, model, produced in batch:
+                    buffer.write(
+                        f"{vin}\t{_escape_copy(brand)}\t{_escape_copy(model)}\t"
+                        f"{produced.isoformat() if produced else chr(92) + 'N'}\n"
+                    )
+                copy.write(buffer.getvalue())
+                total += len(batch)
+        cursor.execute(
+            "WITH merged AS ("
+            " INSERT INTO registered_vehicles (manufacturer_id, vin, brand, model, production_date)"
+            " SELECT %s, vin, brand, model, production_date FROM registry_import"
+            " ON CONFLICT (manufacturer_id, vin) DO UPDATE SET"
+            "  brand = excluded.brand, model = excluded.model, production_date = excluded.production_date"
+            " WHERE registered_vehicles.brand IS DISTINCT FROM excluded.brand"
+            "  OR registered_vehicles.model IS DISTINCT FROM excluded.model"
+            "  OR registered_vehicles.production_date IS DISTINCT FROM excluded.production_date"
+            " RETURNING (xmax = 0) AS inserted)"
+            " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged",
+            (manufacturer_id,),
+        )
+        added, updated = cursor.fetchone()
+        cursor.execute("DROP TABLE registry_import")
+    return int(added), int(updated), total
+
+
+def _escape_copy(text: str) -> str:
+    """Escape a value for PostgreSQL's COPY text format."""
+    if not any(ch in text for ch in "\\\t\n\r"):
+        return text
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+_BULK_WRITERS = {"sqlite": _write_sqlite, "postgresql": _write_postgresql}

@@ -1,0 +1,275 @@
+"""Use cases of the exporter's side: precheck a list of vehicles, file a request, read requests.
+
+The rules live in ``issuer.domain.eligibility``; this module only gathers what they need from
+the database with set-based queries (one query per chunk of VINs, one for the outlets), so a
+10,000-vehicle list costs a handful of round trips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from issuer import clock
+from issuer.domain.eligibility import (
+    Assessment,
+    AssessmentContext,
+    IssuerProfile,
+    ManufacturerWmis,
+    ReasonCode,
+    RegistryEntry,
+    VehicleDeclaration,
+    assess,
+    split_by_manufacturer,
+)
+from issuer.domain.vin import is_well_formed, normalise_vin
+from issuer.errors import NotFound, ValidationFailed
+from issuer.models import (
+    Exporter,
+    LetterRequest,
+    Manufacturer,
+    Outlet,
+    RegisteredVehicle,
+    RequestStatus,
+    RequestVehicle,
+    Role,
+    User,
+)
+from issuer.services.organisations import active_block
+
+LOOKUP_CHUNK = 900  # under SQLite's default 999 bound parameters
+
+
+@dataclass(frozen=True)
+class ManufacturerAssessment:
+    manufacturer: Manufacturer
+    indexes: tuple[int, ...]  # positions in the submitted list
+    assessment: Assessment
+
+
+@dataclass(frozen=True)
+class SplitPrecheck:
+    groups: tuple[ManufacturerAssessment, ...]
+    unassigned: tuple[tuple[int, str, ReasonCode], ...]  # (position, normalised VIN, reason)
+
+
+def _manufacturer_for(session: Session, code: str) -> Manufacturer:
+    manufacturer = session.scalar(
+        select(Manufacturer).where(Manufacturer.code == code.strip().upper()).options(selectinload(Manufacturer.wmis))
+    )
+    if manufacturer is None:
+        raise ValidationFailed(
+            f"no manufacturer with code {code.strip()!r} is hosted here",
+            details={"manufacturer": [f"unknown manufacturer {code.strip()!r}"]},
+        )
+    return manufacturer
+
+
+def _registry_entries(session: Session, manufacturer_id: int, vins: Sequence[str]) -> dict[str, RegistryEntry]:
+    wanted = sorted({vin for vin in vins if is_well_formed(vin)})
+    entries: dict[str, RegistryEntry] = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        rows = session.execute(
+            select(
+                RegisteredVehicle.vin,
+                RegisteredVehicle.brand,
+                RegisteredVehicle.model,
+                RegisteredVehicle.production_date,
+            ).where(RegisteredVehicle.manufacturer_id == manufacturer_id, RegisteredVehicle.vin.in_(chunk))
+        )
+        for vin, brand, model, production_date in rows:
+            entries[vin] = RegistryEntry(brand=brand, model=model, production_date=production_date)
+    return entries
+
+
+def _context(
+    session: Session,
+    *,
+    manufacturer: Manufacturer,
+    exporter: Exporter | None,
+    vehicles: Sequence[VehicleDeclaration],
+    application_date: dt.date,
+    today: dt.date,
+) -> AssessmentContext:
+    vins = [normalise_vin(v.vin) for v in vehicles]
+    keeps_registry = bool(session.scalar(select(exists().where(RegisteredVehicle.manufacturer_id == manufacturer.id))))
+    outlets = tuple(
+        o.coverage(o.code) for o in session.scalars(select(Outlet).where(Outlet.manufacturer_id == manufacturer.id))
+    )
+    blocked = exporter is not None and (
+        active_block(session, manufacturer_id=manufacturer.id, exporter_id=exporter.id) is not None
+    )
+    return AssessmentContext(
+        issuer=IssuerProfile(
+            code=manufacturer.code,
+            wmis=manufacturer.wmi_values(),
+            may_issue=manufacturer.may_issue,
+            keeps_registry=keeps_registry,
+        ),
+        today=today,
+        application_date=application_date,
+        registry=_registry_entries(session, manufacturer.id, vins) if keeps_registry else {},
+        outlets=outlets,
+        covered_vins=frozenset(),  # letters arrive with issuance; until then nothing is covered
+        exporter_blocked=blocked,
+    )
+
+
+def precheck_for_manufacturer(
+    *,
+    session: Session,
+    manufacturer_code: str,
+    exporter: Exporter | None,
+    application_date: dt.date,
+    vehicles: Sequence[VehicleDeclaration],
+) -> tuple[Manufacturer, Assessment]:
+    """Verdicts for every vehicle as if the manufacturer were asked for a letter today."""
+    manufacturer = _manufacturer_for(session, manufacturer_code)
+    context = _context(
+        session,
+        manufacturer=manufacturer,
+        exporter=exporter,
+        vehicles=vehicles,
+        application_date=application_date,
+        today=clock.today_in_china(),
+    )
+    return manufacturer, assess(vehicles, context)
+
+
+def precheck_split(
+    *,
+    session: Session,
+    exporter: Exporter | None,
+    application_date: dt.date,
+    vehicles: Sequence[VehicleDeclaration],
+) -> SplitPrecheck:
+    """Split a mixed list by WMI across the hosted manufacturers and assess each part."""
+    manufacturers = list(session.scalars(select(Manufacturer).options(selectinload(Manufacturer.wmis))))
+    by_code = {m.code: m for m in manufacturers}
+    vins = [v.vin for v in vehicles]
+    parts, unassigned = split_by_manufacturer(
+        vins, [ManufacturerWmis(code=m.code, wmis=m.wmi_values()) for m in manufacturers]
+    )
+    today = clock.today_in_china()
+    groups = []
+    for code in sorted(parts):
+        indexes = parts[code]
+        part = [vehicles[i] for i in indexes]
+        context = _context(
+            session,
+            manufacturer=by_code[code],
+            exporter=exporter,
+            vehicles=part,
+            application_date=application_date,
+            today=today,
+        )
+        groups.append(ManufacturerAssessment(by_code[code], tuple(indexes), assess(part, context)))
+    return SplitPrecheck(
+        groups=tuple(groups),
+        unassigned=tuple((i, normalise_vin(vins[i]), reason) for i, reason in unassigned),
+    )
+
+
+def submit_request(
+    *,
+    session: Session,
+    user: User,
+    manufacturer_code: str,
+    application_date: dt.date,
+    reference: str,
+    vehicles: Sequence[VehicleDeclaration],
+) -> tuple[LetterRequest, Assessment]:
+    """File a request to a manufacturer: stores every vehicle with its verdict; starts ``submitted``."""
+    if user.exporter is None:
+        raise ValidationFailed("only a user of an exporter can file a request")
+    manufacturer, assessment = precheck_for_manufacturer(
+        session=session,
+        manufacturer_code=manufacturer_code,
+        exporter=user.exporter,
+        application_date=application_date,
+        vehicles=vehicles,
+    )
+    request = LetterRequest(
+        manufacturer_id=manufacturer.id,
+        exporter_id=user.exporter.id,
+        submitted_by_id=user.id,
+        application_date=application_date,
+        reference=" ".join(reference.split()),
+        status=RequestStatus.SUBMITTED.value,
+        warnings=[{"code": w.code, "message": w.message, "details": dict(w.details)} for w in assessment.warnings],
+        assessed_on=clock.today_in_china(),
+        created_at=clock.now_utc(),
+    )
+    request.vehicles = [
+        RequestVehicle(
+            position=position,
+            vin=verdict.vin,
+            brand=declared.brand,
+            model=declared.model,
+            registration_date=declared.registration_date,
+            export_transfer_date=declared.export_transfer_date,
+            destination=verdict.destination.alpha2 if verdict.destination else declared.destination.strip().upper(),
+            verdict=verdict.verdict.value,
+            reasons=[r.value for r in verdict.reasons],
+            letter_not_needed_from=verdict.letter_not_needed_from,
+        )
+        for position, (declared, verdict) in enumerate(zip(vehicles, assessment.vehicles, strict=True))
+    ]
+    session.add(request)
+    session.commit()
+    return request, assessment
+
+
+def visible_requests(session: Session, user: User):  # type: ignore[no-untyped-def]
+    """The query of requests this user may see: an exporter its own, manufacturer staff those
+    addressed to their manufacturer, a platform administrator all."""
+    query = select(LetterRequest)
+    role = user.user_role
+    if role is Role.EXPORTER:
+        return query.where(LetterRequest.exporter_id == user.exporter_id)
+    if role.is_manufacturer_staff:
+        return query.where(LetterRequest.manufacturer_id == user.manufacturer_id)
+    if role is Role.PLATFORM_ADMIN:
+        return query
+    return query.where(False)
+
+
+def list_requests(
+    *, session: Session, user: User, status: str | None = None, limit: int = 50, offset: int = 0
+) -> list[LetterRequest]:
+    query = visible_requests(session, user)
+    if status:
+        query = query.where(LetterRequest.status == status)
+    query = query.order_by(LetterRequest.id.desc()).limit(limit).offset(offset)
+    return list(
+        session.scalars(query.options(selectinload(LetterRequest.manufacturer), selectinload(LetterRequest.exporter)))
+    )
+
+
+def get_request(*, session: Session, user: User, request_id: int) -> LetterRequest:
+    """A request the user may see; another tenant's request is reported as not found."""
+    request = session.scalar(
+        visible_requests(session, user)
+        .where(LetterRequest.id == request_id)
+        .options(selectinload(LetterRequest.vehicles))
+    )
+    if request is None:
+        raise NotFound(f"no request {request_id}")
+    return request
+
+
+def vehicle_counts(*, session: Session, request_ids: Sequence[int]) -> dict[int, int]:
+    """How many vehicles each request holds, in one grouped query."""
+    if not request_ids:
+        return {}
+    rows = session.execute(
+        select(RequestVehicle.request_id, func.count())
+        .where(RequestVehicle.request_id.in_(request_ids))
+        .group_by(RequestVehicle.request_id)
+    )
+    return {request_id: count for request_id, count in rows}

@@ -1,0 +1,118 @@
+"""Streaming reader for the registry and outlet files (CSV or XLSX).
+
+Rows are yielded one at a time with their line number (the header is line 1), so a million-row
+file never sits in memory. Cells come back as stripped strings; XLSX dates become ISO dates.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+from issuer.errors import ImportRejected
+
+MAX_FIELD_CHARS = 10_000
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0, 0):
+            return value.date().isoformat()
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _header_positions(header: Sequence[str], columns: Sequence[str], required: Sequence[str]) -> list[int | None]:
+    names = [h.strip().lower().lstrip("\ufeff") for h in header]
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise ImportRejected(
+            f"line 1: the header lacks the column(s) {', '.join(missing)}; expected {','.join(columns)}",
+            details=[{"line": 1, "message": f"missing column(s): {', '.join(missing)}"}],
+        )
+    duplicated = sorted({n for n in names if n and names.count(n) > 1})
+    if duplicated:
+        raise ImportRejected(
+            f"line 1: the column(s) {', '.join(duplicated)} appear more than once",
+            details=[{"line": 1, "message": f"duplicated column(s): {', '.join(duplicated)}"}],
+        )
+    return [names.index(c) if c in names else None for c in columns]
+
+
+def _project(row: Sequence[str], positions: Sequence[int | None]) -> list[str]:
+    width = len(row)
+    return [row[p].strip() if p is not None and p < width else "" for p in positions]
+
+
+def read_rows(path: str | Path, *, columns: Sequence[str], required: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line_number, [value per column])`` for every non-empty data row.
+
+    Columns are matched by header name, case-insensitively and in any order; extra columns are
+    ignored. A file that is neither UTF-8 CSV nor XLSX is refused with a message saying so.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImportRejected(f"{path}: no such file")
+    with path.open("rb") as probe:
+        magic = probe.read(4)
+    if magic.startswith(b"PK\x03\x04"):
+        yield from _read_xlsx(path, columns, required)
+    else:
+        with path.open("r", encoding="utf-8-sig", newline="") as handle:
+            yield from _read_csv(handle, path, columns, required)
+
+
+def _read_csv(
+    handle: IO[str], path: Path, columns: Sequence[str], required: Sequence[str]
+) -> Iterator[tuple[int, list[str]]]:
+    csv.field_size_limit(MAX_FIELD_CHARS)
+    reader = csv.reader(handle)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise ImportRejected(f"{path.name}: the file is empty; expected a header {','.join(columns)}")
+        positions = _header_positions(header, columns, required)
+        for row in reader:
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            yield reader.line_num, _project(row, positions)
+    except UnicodeDecodeError as exc:
+        raise ImportRejected(
+            f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the CSV as UTF-8"
+        ) from exc
+    except csv.Error as exc:
+        raise ImportRejected(f"{path.name}: line {reader.line_num}: malformed CSV ({exc})") from exc
+
+
+def _read_xlsx(path: Path, columns: Sequence[str], required: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+    from zipfile import BadZipFile
+
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise ImportRejected(f"{path.name}: not a readable XLSX workbook ({exc})") from exc
+    try:
+        sheet = workbook.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            raise ImportRejected(f"{path.name}: the first sheet is empty; expected a header {','.join(columns)}")
+        positions = _header_positions([_cell_text(h) for h in header], columns, required)
+        for line, row in enumerate(rows, start=2):
+            cells = [_cell_text(v) for v in row]
+            if not any(cells):
+                continue
+            yield line, _project(cells, positions)
+    finally:
+        workbook.close()

@@ -1,0 +1,1 @@
+"""Thin HTTP layer: parse with a schema, call one service, serialise."""

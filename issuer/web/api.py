@@ -1,0 +1,362 @@
+"""The JSON API under /api/v1. Each view: parse with a schema, call one service, serialise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from marshmallow import Schema
+from marshmallow import ValidationError as SchemaError
+
+from issuer.domain.countries import lookup_country
+from issuer.domain.eligibility import (
+    REASON_TEXT,
+    Assessment,
+    ReasonCode,
+    VehicleAssessment,
+    VehicleDeclaration,
+    Warning,
+)
+from issuer.errors import BadRequest, ValidationFailed
+from issuer.models import LetterRequest, Outlet, Role
+from issuer.schemas.outlets import (
+    OutletDetailOutputSchema,
+    OutletInputSchema,
+    OutletListOutputSchema,
+    OutletOutputSchema,
+    OutletPatchInputSchema,
+)
+from issuer.schemas.requests import (
+    PrecheckInputSchema,
+    PrecheckOutputSchema,
+    RequestInputSchema,
+    RequestListOutputSchema,
+    RequestOutputSchema,
+    SplitPrecheckOutputSchema,
+)
+from issuer.services import outlets as outlet_service
+from issuer.services import requests as request_service
+from issuer.web.auth import MANUFACTURER_STAFF, current_user, requires
+from issuer.web.session import db_session
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+def _flatten(messages: Any, path: str = "") -> list[dict[str, str]]:
+    if isinstance(messages, dict):
+        out = []
+        for key, value in messages.items():
+            part = f"[{key}]" if isinstance(key, int) or str(key).isdigit() else (f".{key}" if path else str(key))
+            out.extend(_flatten(value, f"{path}{part}"))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [{"field": path or "(body)", "message": " ".join(messages)}]
+    if isinstance(messages, list):
+        return [item for m in messages for item in _flatten(m, path)]
+    return [{"field": path or "(body)", "message": str(messages)}]
+
+
+def parse_body(schema: Schema) -> dict[str, Any]:
+    """Parse the JSON body with ``schema``; malformed JSON is a 400, invalid fields a 422."""
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise BadRequest("the request body is empty; send a JSON object")
+    try:
+        payload = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the request body is not UTF-8 ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise BadRequest("the request body must be a JSON object")
+    try:
+        return schema.load(payload)  # type: ignore[no-any-return]
+    except SchemaError as exc:
+        errors = _flatten(exc.messages)
+        shown = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise ValidationFailed(f"invalid request: {shown}{more}", details=errors) from None
+
+
+def _declarations(vehicles: Sequence[dict[str, Any]]) -> list[VehicleDeclaration]:
+    return [VehicleDeclaration(**vehicle) for vehicle in vehicles]
+
+
+# -- serialising -----------------------------------------------------------------------------
+
+
+def _explanations(reasons: Sequence[ReasonCode | str]) -> list[dict[str, str]]:
+    out = []
+    for reason in reasons:
+        zh, en = REASON_TEXT[ReasonCode(reason)]
+        out.append({"code": str(reason), "zh": zh, "en": en})
+    return out
+
+
+def _verdict(vehicle: VehicleAssessment, declared_destination: str) -> dict[str, Any]:
+    country = vehicle.destination
+    return {
+        "vin": vehicle.vin,
+        "verdict": vehicle.verdict.value,
+        "reasons": [r.value for r in vehicle.reasons],
+        "explanations": _explanations(vehicle.reasons),
+        "letter_required": vehicle.letter_required,
+        "letter_not_needed_from": vehicle.letter_not_needed_from,
+        "destination": country.alpha2 if country else declared_destination.strip().upper(),
+        "destination_name_zh": country.name_zh if country else None,
+        "destination_name_en": country.name_en if country else None,
+    }
+
+
+def _warnings(warnings: Sequence[Warning]) -> list[dict[str, Any]]:
+    return [{"code": w.code, "message": w.message, "details": dict(w.details)} for w in warnings]
+
+
+def _assessment(assessment: Assessment, declarations: Sequence[VehicleDeclaration]) -> dict[str, Any]:
+    return {
+        "vehicles": [_verdict(v, d.destination) for v, d in zip(assessment.vehicles, declarations, strict=True)],
+        "warnings": _warnings(assessment.warnings),
+    }
+
+
+def _request_summary(letter_request: LetterRequest, vehicle_count: int) -> dict[str, Any]:
+    return {
+        "id": letter_request.id,
+        "status": letter_request.status,
+        "manufacturer": letter_request.manufacturer.code,
+        "exporter": letter_request.exporter.code,
+        "application_date": letter_request.application_date,
+        "reference": letter_request.reference,
+        "created_at": letter_request.created_at,
+        "vehicle_count": vehicle_count,
+    }
+
+
+def _request_detail(letter_request: LetterRequest) -> dict[str, Any]:
+    vehicles = []
+    for v in letter_request.vehicles:
+        country = lookup_country(v.destination)
+        vehicles.append(
+            {
+                "vin": v.vin,
+                "brand": v.brand,
+                "model": v.model,
+                "registration_date": v.registration_date,
+                "export_transfer_date": v.export_transfer_date,
+                "destination": v.destination,
+                "destination_name_zh": country.name_zh if country else None,
+                "destination_name_en": country.name_en if country else None,
+                "verdict": v.verdict,
+                "reasons": list(v.reasons),
+                "explanations": _explanations(v.reasons),
+                "letter_required": v.letter_not_needed_from is not None,
+                "letter_not_needed_from": v.letter_not_needed_from,
+                "decision": v.decision,
+                "decision_reason": v.decision_reason,
+            }
+        )
+    return {
+        **_request_summary(letter_request, len(vehicles)),
+        "assessed_on": letter_request.assessed_on,
+        "vehicles": vehicles,
+        "warnings": list(letter_request.warnings),
+    }
+
+
+def _outlet(outlet: Outlet) -> dict[str, Any]:
+    country = lookup_country(outlet.country)
+    return {
+        "code": outlet.code,
+        "country": outlet.country,
+        "country_name_zh": country.name_zh if country else outlet.country,
+        "country_name_en": country.name_en if country else outlet.country,
+        "name": outlet.name,
+        "provider": outlet.provider,
+        "address": outlet.address,
+        "city": outlet.city,
+        "phone": outlet.phone,
+        "email": outlet.email,
+        "brands": [b for b in outlet.brands.split(";") if b],
+        "valid_from": outlet.valid_from,
+        "valid_to": outlet.valid_to,
+        "active": outlet.active,
+        "version": outlet.version,
+        "updated_at": outlet.updated_at,
+    }
+
+
+# -- precheck and requests -------------------------------------------------------------------
+
+
+@api.post("/precheck")
+@requires(Role.EXPORTER)
+def precheck():  # type: ignore[no-untyped-def]
+    """Verdict per vehicle; stores nothing."""
+    body = parse_body(PrecheckInputSchema())
+    user = current_user()
+    declarations = _declarations(body["vehicles"])
+    session = db_session()
+    if body["manufacturer"]:
+        manufacturer, assessment = request_service.precheck_for_manufacturer(
+            session=session,
+            manufacturer_code=body["manufacturer"],
+            exporter=user.exporter,
+            application_date=body["application_date"],
+            vehicles=declarations,
+        )
+        answer = {"manufacturer": manufacturer.code, **_assessment(assessment, declarations)}
+        return PrecheckOutputSchema().dump(answer)
+    split = request_service.precheck_split(
+        session=session, exporter=user.exporter, application_date=body["application_date"], vehicles=declarations
+    )
+    groups = []
+    for group in split.groups:
+        part = [declarations[i] for i in group.indexes]
+        groups.append(
+            {
+                "manufacturer": group.manufacturer.code,
+                "manufacturer_name": group.manufacturer.name,
+                "indexes": list(group.indexes),
+                **_assessment(group.assessment, part),
+            }
+        )
+    unassigned = [
+        {
+            "vin": vin,
+            "index": index,
+            "verdict": "refused",
+            "reasons": [reason.value],
+            "explanations": _explanations([reason]),
+        }
+        for index, vin, reason in split.unassigned
+    ]
+    warnings: list[dict[str, Any]] = []
+    if len(groups) > 1:
+        warnings.append(
+            {
+                "code": "MULTIPLE_MANUFACTURERS",
+                "message": "the vehicles belong to several manufacturers; each issues its own letter, "
+                "so file one request per manufacturer",
+                "details": {"manufacturers": [g["manufacturer"] for g in groups]},
+            }
+        )
+    return SplitPrecheckOutputSchema().dump({"groups": groups, "unassigned": unassigned, "warnings": warnings})
+
+
+@api.post("/requests")
+@requires(Role.EXPORTER)
+def submit_request():  # type: ignore[no-untyped-def]
+    body = parse_body(RequestInputSchema())
+    letter_request, _ = request_service.submit_request(
+        session=db_session(),
+        user=current_user(),
+        manufacturer_code=body["manufacturer"],
+        application_date=body["application_date"],
+        reference=body["reference"],
+        vehicles=_declarations(body["vehicles"]),
+    )
+    return RequestOutputSchema().dump(_request_detail(letter_request)), 201
+
+
+@api.get("/requests")
+@requires(Role.EXPORTER, Role.MANUFACTURER_ADMIN, Role.AFTERSALES, Role.PLATFORM_ADMIN)
+def list_requests():  # type: ignore[no-untyped-def]
+    limit = _int_arg("limit", default=50, low=1, high=500)
+    offset = _int_arg("offset", default=0, low=0, high=10**9)
+    status = request.args.get("status") or None
+    rows = request_service.list_requests(
+        session=db_session(), user=current_user(), status=status, limit=limit, offset=offset
+    )
+    counts = request_service.vehicle_counts(session=db_session(), request_ids=[r.id for r in rows])
+    return RequestListOutputSchema().dump({"requests": [_request_summary(r, counts.get(r.id, 0)) for r in rows]})
+
+
+@api.get("/requests/<int:request_id>")
+@requires(Role.EXPORTER, Role.MANUFACTURER_ADMIN, Role.AFTERSALES, Role.PLATFORM_ADMIN)
+def get_request(request_id: int):  # type: ignore[no-untyped-def]
+    letter_request = request_service.get_request(session=db_session(), user=current_user(), request_id=request_id)
+    return RequestOutputSchema().dump(_request_detail(letter_request))
+
+
+def _int_arg(name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(
+            f"query parameter {name} must be an integer", details={name: ["not an integer"]}
+        ) from None
+    if not low <= value <= high:
+        raise ValidationFailed(
+            f"query parameter {name} must be between {low} and {high}", details={name: ["out of range"]}
+        )
+    return value
+
+
+# -- outlets ---------------------------------------------------------------------------------
+
+
+def _staff_manufacturer():  # type: ignore[no-untyped-def]
+    user = current_user()
+    assert user.manufacturer is not None  # manufacturer staff always belong to one  # noqa: S101
+    return user.manufacturer, user.email
+
+
+@api.get("/outlets")
+@requires(*MANUFACTURER_STAFF)
+def list_outlets():  # type: ignore[no-untyped-def]
+    manufacturer, _ = _staff_manufacturer()
+    active_arg = request.args.get("active")
+    active = None if active_arg in (None, "") else active_arg.lower() in ("1", "true", "yes")
+    rows = outlet_service.list_outlets(
+        session=db_session(), manufacturer=manufacturer, country=request.args.get("country"), active=active
+    )
+    return OutletListOutputSchema().dump({"outlets": [_outlet(o) for o in rows]})
+
+
+@api.post("/outlets")
+@requires(*MANUFACTURER_STAFF)
+def create_outlet():  # type: ignore[no-untyped-def]
+    manufacturer, actor = _staff_manufacturer()
+    body = parse_body(OutletInputSchema())
+    outlet = outlet_service.create_outlet(session=db_session(), manufacturer=manufacturer, values=body, actor=actor)
+    return OutletOutputSchema().dump(_outlet(outlet)), 201
+
+
+@api.get("/outlets/<code>")
+@requires(*MANUFACTURER_STAFF)
+def get_outlet(code: str):  # type: ignore[no-untyped-def]
+    manufacturer, _ = _staff_manufacturer()
+    outlet = outlet_service.find_outlet(db_session(), manufacturer, code)
+    detail = _outlet(outlet)
+    detail["versions"] = outlet.versions
+    return OutletDetailOutputSchema().dump(detail)
+
+
+@api.patch("/outlets/<code>")
+@requires(*MANUFACTURER_STAFF)
+def update_outlet(code: str):  # type: ignore[no-untyped-def]
+    manufacturer, actor = _staff_manufacturer()
+    body = parse_body(OutletPatchInputSchema())
+    if not body:
+        raise ValidationFailed("nothing to change: send at least one field")
+    outlet = outlet_service.update_outlet(
+        session=db_session(), manufacturer=manufacturer, code=code, values=body, actor=actor
+    )
+    return OutletOutputSchema().dump(_outlet(outlet))
+
+
+@api.get("/openapi.json")
+def openapi_document():  # type: ignore[no-untyped-def]
+    from issuer.web.openapi import build_document
+
+    return jsonify(build_document())

@@ -1,0 +1,67 @@
+"""Errors mapped to HTTP once: JSON for the API, plain pages elsewhere; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from issuer.errors import IssuerError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_FAILED",
+    429: "TOO_MANY_REQUESTS",
+}
+
+
+def error_response(status: int, code: str, message: str, details: object = None) -> tuple[Response, int]:
+    body = {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+    response = jsonify(body)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="issuer"'
+    return response, status
+
+
+def _wants_json() -> bool:
+    return (
+        request.path.startswith("/api/")
+        or request.path.startswith("/.well-known/")
+        or request.accept_mimetypes.best == "application/json"
+    )
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(IssuerError)
+    def issuer_error(error: IssuerError):  # type: ignore[no-untyped-def]
+        if _wants_json():
+            return error_response(error.http_status, error.code, error.message, error.details)
+        return error.message, error.http_status, {"Content-Type": "text/plain; charset=utf-8"}
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        status = error.code or 500
+        if _wants_json():
+            message = error.description or error.name
+            if status == 413:
+                limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+                message = f"the request body is larger than {limit // (1024 * 1024)} MB"
+            return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message)
+        return error
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_json():
+            return error_response(500, "INTERNAL_ERROR", "an internal error occurred; it has been logged")
+        return "An internal error occurred; it has been logged.", 500, {"Content-Type": "text/plain; charset=utf-8"}
