@@ -13,7 +13,8 @@ from issuer.db import Database
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
     """Build the app: settings → extensions → blueprints → error handlers → CLI."""
     settings = settings or Settings.from_environment()
-    app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance"))
+    root = Path(__file__).resolve().parent.parent
+    app = Flask(__name__, instance_path=str(root / "instance"), template_folder=str(root / "templates"))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,
@@ -36,15 +37,31 @@ def register_extensions(app: Flask, settings: Settings, database: Database | Non
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         database = Database(url)
     app.extensions["issuer.db"] = database
+    from issuer.sealing.signer import PadesSealer
+    from issuer.services.letters import Issuance
     from issuer.web.session import register_session_teardown
 
+    # The sealing backend is a port: another Sealer (e.g. a GB/T 38540 SM2 e-seal) plugs in here.
+    app.extensions["issuer.issuance"] = Issuance(
+        keys_dir=settings.keys_dir,
+        passphrase=settings.seal_passphrase,
+        public_url=settings.public_url,
+        sealer=PadesSealer(),
+    )
     register_session_teardown(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from issuer.web.api import api
+    from issuer.web.public import public
 
     app.register_blueprint(api)
+    app.register_blueprint(public)
+    from issuer.web.letters import letters_api
+    from issuer.web.verify import verify
+
+    app.register_blueprint(letters_api)
+    app.register_blueprint(verify)
 
 
 def register_errors(app: Flask) -> None:

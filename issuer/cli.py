@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy.exc import IntegrityError
 
 from issuer.config import ConfigurationError
@@ -50,13 +50,45 @@ def reports_errors(command: F) -> F:
     return run  # type: ignore[return-value]
 
 
+class OneLineUsageError(click.UsageError):
+    """Click's own usage errors (a missing option, an unknown command) as the one line
+    ``error: <problem>`` that every bad input gets, instead of usage text; exit code 2."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _OneLineUsage:
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)  # type: ignore[misc]
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc.format_message(), exc.ctx) from exc
+
+
+class Command(_OneLineUsage, click.Command):
+    pass
+
+
+class Group(_OneLineUsage, AppGroup):
+    command_class = Command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc.format_message(), exc.ctx) from exc
+
+
 def _session():  # type: ignore[no-untyped-def]
     return current_app.extensions["issuer.db"].session()
 
 
 # -- db ----------------------------------------------------------------------------------------
 
-db_group = click.Group("db", help="Database schema.")
+db_group = Group("db", help="Database schema.")
 
 
 @db_group.command("upgrade")
@@ -79,7 +111,7 @@ def db_current() -> None:
 
 # -- organisations -----------------------------------------------------------------------------
 
-manufacturer_group = click.Group("manufacturer", help="Manufacturers (tenants).")
+manufacturer_group = Group("manufacturer", help="Manufacturers (tenants).")
 
 
 @manufacturer_group.command("create")
@@ -117,7 +149,7 @@ def manufacturer_create(
         click.echo(f"manufacturer {manufacturer.code} created ({manufacturer.type}; WMI {wmi_list})")
 
 
-exporter_group = click.Group("exporter", help="Exporters and manufacturers' negative lists.")
+exporter_group = Group("exporter", help="Exporters and manufacturers' negative lists.")
 
 
 @exporter_group.command("create")
@@ -177,7 +209,7 @@ def exporter_unblock(manufacturer_code: str, exporter_code: str, reason: str) ->
 
 # -- accounts ----------------------------------------------------------------------------------
 
-user_group = click.Group("user", help="User accounts.")
+user_group = Group("user", help="User accounts.")
 
 
 @user_group.command("create")
@@ -203,7 +235,7 @@ def user_create(email: str, role: str, manufacturer_code: str | None, exporter_c
         click.echo(f"user {user.email} created ({user.role})")
 
 
-token_group = click.Group("token", help="API tokens.")
+token_group = Group("token", help="API tokens.")
 
 
 @token_group.command("create")
@@ -222,7 +254,7 @@ def token_create(email: str, name: str) -> None:
 
 # -- registries --------------------------------------------------------------------------------
 
-vehicles_group = click.Group("vehicles", help="The production registry.")
+vehicles_group = Group("vehicles", help="The production registry.")
 
 
 @vehicles_group.command("import")
@@ -245,7 +277,7 @@ def vehicles_import(manufacturer_code: str, skip_invalid: bool, file: str) -> No
     )
 
 
-outlets_group = click.Group("outlets", help="The overseas outlet registry.")
+outlets_group = Group("outlets", help="The overseas outlet registry.")
 
 
 @outlets_group.command("import")
@@ -263,7 +295,8 @@ def outlets_import(manufacturer_code: str, file: str) -> None:
     )
 
 
-@click.command("demo")
+@click.command("demo", cls=Command)
+@with_appcontext
 @reports_errors
 def demo() -> None:
     """Load the demo data set (idempotent) and print the demo accounts."""
@@ -285,6 +318,8 @@ def register_commands(app: Flask) -> None:
         token_group,
         vehicles_group,
         outlets_group,
+        keys_group,
+        verify_command,
         demo,
     ):
         app.cli.add_command(command)
@@ -307,3 +342,154 @@ main = FlaskGroup(
     load_dotenv=False,
     help="issuer: After-sales Maintenance Service Confirmation Letters.",
 )
+
+
+# -- seal keys ---------------------------------------------------------------------------------
+
+keys_group = Group("keys", help="Seal keys (newest signs; old keys keep verifying).")
+
+
+def _key_settings():  # type: ignore[no-untyped-def]
+    settings = current_app.config["ISSUER_SETTINGS"]
+    return settings.keys_dir, settings.seal_passphrase
+
+
+@keys_group.command("generate")
+@click.option("--manufacturer", "manufacturer_code", required=True)
+@reports_errors
+def keys_generate(manufacturer_code: str) -> None:
+    """Create the manufacturer's seal key and a self-issued certificate."""
+    from issuer.services.keys import generate_key
+
+    keys_dir, passphrase = _key_settings()
+    with _session() as session:
+        key = generate_key(
+            session=session, manufacturer_code=manufacturer_code, keys_dir=keys_dir, passphrase=passphrase
+        )
+        click.echo(f"seal key {key.kid} created ({key.algorithm}, valid to {key.not_after:%Y-%m-%d})")
+
+
+@keys_group.command("rotate")
+@click.option("--manufacturer", "manufacturer_code", required=True)
+@reports_errors
+def keys_rotate(manufacturer_code: str) -> None:
+    """Replace the signing key; the old one stays published for verification."""
+    from issuer.services.keys import rotate_key
+
+    keys_dir, passphrase = _key_settings()
+    with _session() as session:
+        key = rotate_key(session=session, manufacturer_code=manufacturer_code, keys_dir=keys_dir, passphrase=passphrase)
+        click.echo(f"seal key {key.kid} now signs for {manufacturer_code.upper()}")
+
+
+@keys_group.command("import")
+@click.option("--manufacturer", "manufacturer_code", required=True)
+@click.option("--key", "key_file", required=True, type=click.Path(exists=True, dir_okay=False), help="PEM private key")
+@click.option(
+    "--cert",
+    "cert_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM certificate and its chain, as issued by the CA",
+)
+@click.option("--key-password", default=None, help="password of the PEM private key, if it has one")
+@reports_errors
+def keys_import(manufacturer_code: str, key_file: str, cert_file: str, key_password: str | None) -> None:
+    """Make a CA-issued key and certificate chain the signing key."""
+    from pathlib import Path
+
+    from issuer.services.keys import import_key
+
+    keys_dir, passphrase = _key_settings()
+    with _session() as session:
+        key = import_key(
+            session=session,
+            manufacturer_code=manufacturer_code,
+            key_pem=Path(key_file).read_bytes(),
+            certificates_pem=Path(cert_file).read_bytes(),
+            key_password=key_password.encode("utf-8") if key_password else None,
+            keys_dir=keys_dir,
+            passphrase=passphrase,
+        )
+        click.echo(f"seal key {key.kid} imported and now signs for {manufacturer_code.upper()}")
+
+
+# -- offline verification ----------------------------------------------------------------------
+
+
+def _trusted_from_key_set(path: str):  # type: ignore[no-untyped-def]
+    """TrustedKeys from a saved copy of /.well-known/letter-keys.json."""
+    import datetime as dt
+    import json
+    from pathlib import Path
+
+    from cryptography import x509
+
+    from issuer.sealing.check import TrustedKey
+
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        trusted = []
+        for key in document["keys"]:
+            retired = key.get("retired_at")
+            trusted.append(
+                TrustedKey(
+                    kid=key["kid"],
+                    manufacturer=key["manufacturer"],
+                    certificate=x509.load_pem_x509_certificate(key["certificate"].encode("ascii")),
+                    not_before=dt.datetime.fromisoformat(key["not_before"]),
+                    retired_at=dt.datetime.fromisoformat(retired) if retired else None,
+                )
+            )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(f"{path} is not a readable letter key set ({exc})")
+    return trusted
+
+
+@click.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--keys", "keys_file", default=None, help="a saved copy of /.well-known/letter-keys.json")
+@with_appcontext
+def verify_command(file: str, keys_file: str | None) -> None:
+    """Check a letter PDF offline: seal, integrity, signer. Exit 0 only when authentic."""
+    from pathlib import Path
+
+    from issuer.sealing.check import check_pdf
+    from issuer.services.letters import ATTACHMENT_NAME, embedded_number, manufacturer_code_of, signature_reasons
+
+    path = Path(file)
+    if not path.is_file():
+        fail(f"{file}: no such file")
+    if keys_file:
+        trusted = _trusted_from_key_set(keys_file)
+    else:
+        from issuer.services.letters import trusted_keys
+
+        with _session() as session:
+            trusted = trusted_keys(session)
+    check = check_pdf(path.read_bytes(), trusted=trusted, attachment_name=ATTACHMENT_NAME)
+    number = embedded_number(check)
+    reasons = signature_reasons(check)
+    belongs = (
+        number is not None and check.manufacturer is not None and check.manufacturer == manufacturer_code_of(number)
+    )
+    if number is None:
+        reasons.append("NO_LETTER_DATA")
+    elif check.key_id is not None and not belongs:
+        reasons.append("KEY_NOT_MANUFACTURERS")
+    authentic = check.authentic and belongs
+    yes_no = {True: "yes", False: "no"}
+    click.echo(f"letter number:        {number or '-'}")
+    click.echo(f"seal present:         {yes_no[check.signed]}")
+    click.echo(f"content intact:       {yes_no[check.intact and check.valid]}")
+    click.echo(f"covers whole file:    {yes_no[check.covers_whole_file]}")
+    click.echo(f"seal key:             {check.key_id or '-'} ({check.manufacturer or 'unknown'})")
+    click.echo(f"signer:               {check.signer or '-'}")
+    click.echo(f"signed at:            {check.signing_time.isoformat() if check.signing_time else '-'}")
+    click.echo(f"key valid then:       {yes_no[check.key_valid_at_signing]}")
+    click.echo(f"key is the issuer's:  {yes_no[belongs]}")
+    for problem in check.problems:
+        click.echo(f"problem: {problem}")
+    click.echo(f"AUTHENTIC: {yes_no[authentic].upper()}" + ("" if authentic else f" ({', '.join(reasons)})"))
+    click.echo("(offline check: whether the letter was later revoked is shown only online, at its verification URL)")
+    sys.exit(0 if authentic else 1)

@@ -14,6 +14,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'issuer.db'}"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key"  # noqa: S105 - refused in production
+# Without ISSUER_KEY_PASSPHRASE, development keys are still encrypted, with this public value;
+# production refuses to start without a passphrase of its own.
+DEVELOPMENT_KEY_PASSPHRASE = "development-only-key-passphrase"  # noqa: S105
 
 
 class ConfigurationError(RuntimeError):
@@ -52,6 +55,10 @@ class Settings:
         )
         settings.check()
         return settings
+
+    @property
+    def seal_passphrase(self) -> str:
+        return self.key_passphrase or DEVELOPMENT_KEY_PASSPHRASE
 
     def check(self) -> None:
         """Refuse to run production with development secrets."""

@@ -2,16 +2,24 @@
 
 from issuer.models.account import ApiToken, Role, User
 from issuer.models.exporter import Exporter, ExporterBlock
+from issuer.models.letter import CoveredVin, Letter, LetterOutlet, LetterSequence, LetterStatus, LetterVehicle
 from issuer.models.manufacturer import Manufacturer, ManufacturerType, ManufacturerWmi
 from issuer.models.outlet import Outlet, OutletVersion
 from issuer.models.registry import RegisteredVehicle
 from issuer.models.request import LetterRequest, RequestStatus, RequestVehicle
+from issuer.models.seal_key import SealKey
 
 __all__ = [
     "ApiToken",
+    "CoveredVin",
     "Exporter",
     "ExporterBlock",
+    "Letter",
+    "LetterOutlet",
     "LetterRequest",
+    "LetterSequence",
+    "LetterStatus",
+    "LetterVehicle",
     "Manufacturer",
     "ManufacturerType",
     "ManufacturerWmi",
@@ -21,5 +29,6 @@ __all__ = [
     "RequestStatus",
     "RequestVehicle",
     "Role",
+    "SealKey",
     "User",
 ]

@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from issuer.db import Base
 from issuer.domain.vin import Wmi
 from issuer.models.types import UtcDateTime, utcnow
+
+# A letter backs one export-license application, which follows within weeks; a letter still
+# unused after 180 days is stale. The manufacturer can change this per tenant.
+DEFAULT_LETTER_VALIDITY_DAYS = 180
 
 
 class ManufacturerType(StrEnum):
@@ -36,6 +40,8 @@ class Manufacturer(Base):
     name: Mapped[str] = mapped_column(String(200))  # the MIIT-listed Chinese name, printed on letters
     name_en: Mapped[str] = mapped_column(String(200))
     uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    # (assumption) How long a letter stays valid after its date of issue; NULL = no end date.
+    letter_validity_days: Mapped[int | None] = mapped_column(Integer, default=DEFAULT_LETTER_VALIDITY_DAYS)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     wmis: Mapped[list[ManufacturerWmi]] = relationship(

@@ -18,6 +18,8 @@ from issuer.models.types import UtcDateTime, utcnow
 
 class RequestStatus(StrEnum):
     SUBMITTED = "submitted"
+    APPROVED = "approved"  # decided; a letter was issued for the approved vehicles
+    REJECTED = "rejected"  # decided; no vehicle approved
 
 
 class LetterRequest(Base):
@@ -32,6 +34,10 @@ class LetterRequest(Base):
     status: Mapped[str] = mapped_column(String(20), default=RequestStatus.SUBMITTED.value)
     warnings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     assessed_on: Mapped[dt.date] = mapped_column(Date)  # China date the verdicts were computed
+    supersedes_number: Mapped[str | None] = mapped_column(String(48), default=None)  # a correction of this letter
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
+    decided_by: Mapped[str | None] = mapped_column(String(254), default=None)
+    decision_note: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     manufacturer: Mapped[Manufacturer] = relationship()

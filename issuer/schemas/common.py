@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields
+
+
+class Text(fields.String):
+    """A string input field that refuses NUL characters: PostgreSQL cannot store them, and no
+    VIN, name or code legitimately holds one."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text is not None and "\x00" in text:
+            raise ValidationError("must not contain NUL characters")
+        return text
+
+
+def not_blank(value: str) -> None:
+    """Refuse a value of only whitespace (a brand or model printed on a letter cannot be blank)."""
+    if not value.strip():
+        raise ValidationError("must not be blank")
 
 
 class ErrorBodySchema(Schema):

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from issuer.schemas.common import Text
+
 
 class OutletInputSchema(Schema):
-    code = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    country = fields.String(required=True, validate=validate.Length(min=1, max=8))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    provider = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    address = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    city = fields.String(load_default="", validate=validate.Length(max=100))
-    phone = fields.String(load_default="", validate=validate.Length(max=50))
-    email = fields.String(load_default="", validate=validate.Length(max=254))
-    brands = fields.String(
+    code = Text(required=True, validate=validate.Length(min=1, max=64))
+    country = Text(required=True, validate=validate.Length(min=1, max=8))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    provider = Text(required=True, validate=validate.Length(min=1, max=200))
+    address = Text(required=True, validate=validate.Length(min=1, max=500))
+    city = Text(load_default="", validate=validate.Length(max=100))
+    phone = Text(load_default="", validate=validate.Length(max=50))
+    email = Text(load_default="", validate=validate.Length(max=254))
+    brands = Text(
         load_default="",
         validate=validate.Length(max=1000),
         metadata={"description": "';'-separated; empty = all brands"},
@@ -27,14 +29,14 @@ class OutletInputSchema(Schema):
 class OutletPatchInputSchema(Schema):
     """Every field optional; ``active: false`` deactivates the outlet."""
 
-    country = fields.String(validate=validate.Length(min=1, max=8))
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    provider = fields.String(validate=validate.Length(min=1, max=200))
-    address = fields.String(validate=validate.Length(min=1, max=500))
-    city = fields.String(validate=validate.Length(max=100))
-    phone = fields.String(validate=validate.Length(max=50))
-    email = fields.String(validate=validate.Length(max=254))
-    brands = fields.String(validate=validate.Length(max=1000))
+    country = Text(validate=validate.Length(min=1, max=8))
+    name = Text(validate=validate.Length(min=1, max=200))
+    provider = Text(validate=validate.Length(min=1, max=200))
+    address = Text(validate=validate.Length(min=1, max=500))
+    city = Text(validate=validate.Length(max=100))
+    phone = Text(validate=validate.Length(max=50))
+    email = Text(validate=validate.Length(max=254))
+    brands = Text(validate=validate.Length(max=1000))
     valid_from = fields.Date()
     valid_to = fields.Date(allow_none=True)
     active = fields.Boolean()

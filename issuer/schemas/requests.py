@@ -4,40 +4,48 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from issuer.schemas.common import Text, not_blank
+
 MAX_VEHICLES = 10_000
 
 
 class VehicleInputSchema(Schema):
-    vin = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    brand = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    model = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    vin = Text(required=True, validate=validate.Length(min=1, max=64))
+    brand = Text(required=True, validate=[validate.Length(min=1, max=100), not_blank])
+    model = Text(required=True, validate=[validate.Length(min=1, max=100), not_blank])
     registration_date = fields.Date(
         required=True, metadata={"description": "注册登记日期 on the registration certificate"}
     )
     export_transfer_date = fields.Date(
         load_default=None, allow_none=True, metadata={"description": "转让登记待出口日期, when done"}
     )
-    destination = fields.String(
+    destination = Text(
         required=True, validate=validate.Length(min=1, max=8), metadata={"description": "ISO 3166-1 alpha-2, any case"}
     )
 
 
 class PrecheckInputSchema(Schema):
-    manufacturer = fields.String(
+    manufacturer = Text(
         load_default=None,
         allow_none=True,
         validate=validate.Length(min=1, max=32),
         metadata={"description": "manufacturer code; omit to split the list across the hosted manufacturers"},
     )
     application_date = fields.Date(required=True, metadata={"description": "planned export-license application date"})
-    reference = fields.String(load_default="", validate=validate.Length(max=200))
+    reference = Text(load_default="", validate=validate.Length(max=200))
     vehicles = fields.List(
         fields.Nested(VehicleInputSchema), required=True, validate=validate.Length(min=1, max=MAX_VEHICLES)
     )
 
 
 class RequestInputSchema(PrecheckInputSchema):
-    manufacturer = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    manufacturer = Text(required=True, validate=validate.Length(min=1, max=32))
+    supersedes = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=48),
+        metadata={"description": "number of a valid letter this request corrects; it is superseded on issue"},
+    )
 
 
 class ExplanationOutputSchema(Schema):

@@ -73,7 +73,7 @@ def create_user(
         )
     if manufacturer_code and exporter_code:
         raise ValidationFailed("a user belongs to a manufacturer or to an exporter, not both")
-    user = User(email=email, role=user_role.value, password_hash=hash_password(password))
+    user = User(email=email, role=user_role.value)
     if user_role.is_manufacturer_staff:
         if not manufacturer_code:
             raise ValidationFailed(
@@ -88,6 +88,7 @@ def create_user(
         raise ValidationFailed(f"role {user_role.value} belongs to no manufacturer or exporter")
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict(f"a user with e-mail {email} already exists", details={"email": email})
+    user.password_hash = hash_password(password)  # last: hashing is deliberately slow
     session.add(user)
     session.commit()
     return user

@@ -13,7 +13,8 @@ from issuer.domain.vin import Wmi, parse_wmi
 from issuer.errors import Conflict, NotFound, ValidationFailed
 from issuer.models import Exporter, ExporterBlock, Manufacturer, ManufacturerType, ManufacturerWmi
 
-CODE_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+# Codes appear in letter numbers, which use only A-Z, 0-9 and "-".
+CODE_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 MAX_CODE_CHARS = 32
 MAX_NAME_CHARS = 200
 
@@ -25,7 +26,7 @@ def normalise_code(raw: str, *, what: str) -> str:
         raise ValidationFailed(f"{what} code is empty", details={"code": ["must not be empty"]})
     if len(code) > MAX_CODE_CHARS or not set(code) <= CODE_ALPHABET:
         raise ValidationFailed(
-            f"{what} code {raw!r} must be 1-{MAX_CODE_CHARS} characters of A-Z, 0-9, '-' and '_'",
+            f"{what} code {raw!r} must be 1-{MAX_CODE_CHARS} characters of A-Z, 0-9 and '-'",
             details={"code": ["invalid characters or too long"]},
         )
     return code

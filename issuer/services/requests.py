@@ -1,17 +1,19 @@
 """Use cases of the exporter's side: precheck a list of vehicles, file a request, read requests.
 
 The rules live in ``issuer.domain.eligibility``; this module only gathers what they need from
-the database with set-based queries (one query per chunk of VINs, one for the outlets), so a
+the database with set-based queries (one query for the VINs, one for the outlets), so a
 10,000-vehicle list costs a handful of round trips.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import ColumnElement, String, any_, bindparam, exists, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload
 
 from issuer import clock
@@ -39,6 +41,7 @@ from issuer.models import (
     Role,
     User,
 )
+from issuer.services.coverage import covered_vins
 from issuer.services.organisations import active_block
 
 LOOKUP_CHUNK = 900  # under SQLite's default 999 bound parameters
@@ -69,25 +72,40 @@ def _manufacturer_for(session: Session, code: str) -> Manufacturer:
     return manufacturer
 
 
+def _matching(session: Session, column: ColumnElement[str], values: list[str]) -> list[ColumnElement[bool]]:
+    """Conditions that together select the rows whose ``column`` is one of ``values``, one query
+    each. PostgreSQL takes the values as one array parameter and SQLite as one JSON list; other
+    databases get IN-lists of LOOKUP_CHUNK. (As IN-lists, 10,000 VINs would be a dozen queries,
+    each compiling and sending 900 parameters.)"""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return [column == any_(bindparam("values", values, type_=ARRAY(String)))]
+    if dialect == "sqlite":
+        listed = func.json_each(bindparam("values", json.dumps(values))).table_valued("value")
+        return [column.in_(select(listed.c.value))]
+    return [column.in_(values[i : i + LOOKUP_CHUNK]) for i in range(0, len(values), LOOKUP_CHUNK)]
+
+
 def _registry_entries(session: Session, manufacturer_id: int, vins: Sequence[str]) -> dict[str, RegistryEntry]:
     wanted = sorted({vin for vin in vins if is_well_formed(vin)})
     entries: dict[str, RegistryEntry] = {}
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        chunk = wanted[start : start + LOOKUP_CHUNK]
+    if not wanted:
+        return entries
+    for condition in _matching(session, RegisteredVehicle.vin, wanted):
         rows = session.execute(
             select(
                 RegisteredVehicle.vin,
                 RegisteredVehicle.brand,
                 RegisteredVehicle.model,
                 RegisteredVehicle.production_date,
-            ).where(RegisteredVehicle.manufacturer_id == manufacturer_id, RegisteredVehicle.vin.in_(chunk))
+            ).where(RegisteredVehicle.manufacturer_id == manufacturer_id, condition)
         )
         for vin, brand, model, production_date in rows:
             entries[vin] = RegistryEntry(brand=brand, model=model, production_date=production_date)
     return entries
 
 
-def _context(
+def assessment_context(
     session: Session,
     *,
     manufacturer: Manufacturer,
@@ -95,7 +113,9 @@ def _context(
     vehicles: Sequence[VehicleDeclaration],
     application_date: dt.date,
     today: dt.date,
+    ignore_letter_id: int | None = None,
 ) -> AssessmentContext:
+    """Everything the rules need to judge these vehicles for this manufacturer today."""
     vins = [normalise_vin(v.vin) for v in vehicles]
     keeps_registry = bool(session.scalar(select(exists().where(RegisteredVehicle.manufacturer_id == manufacturer.id))))
     outlets = tuple(
@@ -115,7 +135,9 @@ def _context(
         application_date=application_date,
         registry=_registry_entries(session, manufacturer.id, vins) if keeps_registry else {},
         outlets=outlets,
-        covered_vins=frozenset(),  # letters arrive with issuance; until then nothing is covered
+        covered_vins=covered_vins(
+            session, (v for v in vins if is_well_formed(v)), today=today, ignore_letter_id=ignore_letter_id
+        ),
         exporter_blocked=blocked,
     )
 
@@ -127,16 +149,18 @@ def precheck_for_manufacturer(
     exporter: Exporter | None,
     application_date: dt.date,
     vehicles: Sequence[VehicleDeclaration],
+    ignore_letter_id: int | None = None,
 ) -> tuple[Manufacturer, Assessment]:
     """Verdicts for every vehicle as if the manufacturer were asked for a letter today."""
     manufacturer = _manufacturer_for(session, manufacturer_code)
-    context = _context(
+    context = assessment_context(
         session,
         manufacturer=manufacturer,
         exporter=exporter,
         vehicles=vehicles,
         application_date=application_date,
         today=clock.today_in_china(),
+        ignore_letter_id=ignore_letter_id,
     )
     return manufacturer, assess(vehicles, context)
 
@@ -160,7 +184,7 @@ def precheck_split(
     for code in sorted(parts):
         indexes = parts[code]
         part = [vehicles[i] for i in indexes]
-        context = _context(
+        context = assessment_context(
             session,
             manufacturer=by_code[code],
             exporter=exporter,
@@ -183,16 +207,24 @@ def submit_request(
     application_date: dt.date,
     reference: str,
     vehicles: Sequence[VehicleDeclaration],
+    supersedes: str | None = None,
 ) -> tuple[LetterRequest, Assessment]:
-    """File a request to a manufacturer: stores every vehicle with its verdict; starts ``submitted``."""
+    """File a request to a manufacturer: stores every vehicle with its verdict; starts ``submitted``.
+
+    With ``supersedes`` the request corrects one of the exporter's valid letters from this
+    manufacturer: that letter's VINs do not count as covered, and it is superseded on issue."""
     if user.exporter is None:
         raise ValidationFailed("only a user of an exporter can file a request")
+    superseded_id = None
+    if supersedes:
+        superseded_id = _correctable_letter(session, user, manufacturer_code, supersedes)
     manufacturer, assessment = precheck_for_manufacturer(
         session=session,
         manufacturer_code=manufacturer_code,
         exporter=user.exporter,
         application_date=application_date,
         vehicles=vehicles,
+        ignore_letter_id=superseded_id,
     )
     request = LetterRequest(
         manufacturer_id=manufacturer.id,
@@ -204,6 +236,7 @@ def submit_request(
         warnings=[{"code": w.code, "message": w.message, "details": dict(w.details)} for w in assessment.warnings],
         assessed_on=clock.today_in_china(),
         created_at=clock.now_utc(),
+        supersedes_number=supersedes.strip().upper() if supersedes else None,
     )
     request.vehicles = [
         RequestVehicle(
@@ -273,3 +306,29 @@ def vehicle_counts(*, session: Session, request_ids: Sequence[int]) -> dict[int,
         .group_by(RequestVehicle.request_id)
     )
     return {request_id: count for request_id, count in rows}
+
+
+def _correctable_letter(session: Session, user: User, manufacturer_code: str, number: str) -> int:
+    """The id of the exporter's valid letter from this manufacturer that a request may correct."""
+    from issuer.models import Letter, LetterStatus
+
+    letter = session.scalar(
+        select(Letter)
+        .join(Manufacturer, Manufacturer.id == Letter.manufacturer_id)
+        .where(
+            Letter.number == number.strip().upper(),
+            Letter.exporter_id == user.exporter_id,
+            Manufacturer.code == manufacturer_code.strip().upper(),
+        )
+    )
+    if letter is None:
+        raise ValidationFailed(
+            f"letter {number.strip()!r} is not one of your letters from {manufacturer_code.strip().upper()}",
+            details={"supersedes": ["unknown letter"]},
+        )
+    if letter.status != LetterStatus.VALID.value:
+        raise ValidationFailed(
+            f"letter {letter.number} is {letter.status}; only a valid letter can be superseded",
+            details={"supersedes": [letter.status]},
+        )
+    return letter.id

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
@@ -81,10 +82,19 @@ def _read_csv(
         if header is None:
             raise ImportRejected(f"{path.name}: the file is empty; expected a header {','.join(columns)}")
         positions = _header_positions(header, columns, required)
+        # The usual row holds every column: pick and strip them in C, and look at the whole row
+        # for blankness only when every picked cell is blank. Other rows take the general path.
+        present = [p for p in positions if p is not None]
+        pick = itemgetter(*positions) if len(positions) > 1 and len(present) == len(positions) else None
+        width = max(present, default=-1) + 1
+        strip = str.strip
         for row in reader:
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            yield reader.line_num, _project(row, positions)
+            if pick is not None and len(row) >= width:
+                cells = list(map(strip, pick(row)))
+                if any(cells) or "".join(row).strip():
+                    yield reader.line_num, cells
+            elif row and any(cell.strip() for cell in row):
+                yield reader.line_num, _project(row, positions)
     except UnicodeDecodeError as exc:
         raise ImportRejected(
             f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the CSV as UTF-8"
@@ -97,22 +107,29 @@ def _read_xlsx(path: Path, columns: Sequence[str], required: Sequence[str]) -> I
     from zipfile import BadZipFile
 
     from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
 
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise ImportRejected(f"{path.name}: not a readable XLSX workbook ({exc})") from exc
-    try:
-        sheet = workbook.worksheets[0]
-        rows = sheet.iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None:
-            raise ImportRejected(f"{path.name}: the first sheet is empty; expected a header {','.join(columns)}")
-        positions = _header_positions([_cell_text(h) for h in header], columns, required)
-        for line, row in enumerate(rows, start=2):
-            cells = [_cell_text(v) for v in row]
-            if not any(cells):
-                continue
-            yield line, _project(cells, positions)
-    finally:
-        workbook.close()
+    # SyntaxError covers the XML parsers' errors (a damaged or foreign part inside the zip).
+    unreadable = (BadZipFile, InvalidFileException, SyntaxError, KeyError, ValueError, OSError)
+    # A file object, not the name: openpyxl would refuse an XLSX whose name lacks ".xlsx".
+    with path.open("rb") as handle:
+        try:
+            workbook = load_workbook(handle, read_only=True, data_only=True)
+        except unreadable as exc:
+            raise ImportRejected(f"{path.name}: not a readable XLSX workbook ({exc})") from exc
+        try:
+            sheet = workbook.worksheets[0]
+            rows = sheet.iter_rows(values_only=True)
+            header = next(rows, None)
+            if header is None:
+                raise ImportRejected(f"{path.name}: the first sheet is empty; expected a header {','.join(columns)}")
+            positions = _header_positions([_cell_text(h) for h in header], columns, required)
+            for line, row in enumerate(rows, start=2):
+                cells = [_cell_text(v) for v in row]
+                if not any(cells):
+                    continue
+                yield line, _project(cells, positions)
+        except unreadable as exc:
+            raise ImportRejected(f"{path.name}: the XLSX workbook is damaged ({exc})") from exc
+        finally:
+            workbook.close()

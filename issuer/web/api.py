@@ -39,6 +39,7 @@ from issuer.schemas.requests import (
 from issuer.services import outlets as outlet_service
 from issuer.services import requests as request_service
 from issuer.web.auth import MANUFACTURER_STAFF, current_user, requires
+from issuer.web.errors import field_errors
 from issuer.web.session import db_session
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -47,18 +48,12 @@ api = Blueprint("api", __name__, url_prefix="/api/v1")
 # -- parsing ---------------------------------------------------------------------------------
 
 
-def _flatten(messages: Any, path: str = "") -> list[dict[str, str]]:
-    if isinstance(messages, dict):
-        out = []
-        for key, value in messages.items():
-            part = f"[{key}]" if isinstance(key, int) or str(key).isdigit() else (f".{key}" if path else str(key))
-            out.extend(_flatten(value, f"{path}{part}"))
-        return out
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [{"field": path or "(body)", "message": " ".join(messages)}]
-    if isinstance(messages, list):
-        return [item for m in messages for item in _flatten(m, path)]
-    return [{"field": path or "(body)", "message": str(messages)}]
+@api.before_app_request
+def refuse_nul_in_url() -> None:
+    """A NUL character in a path or query parameter is never meaningful (and PostgreSQL cannot
+    compare text with one): refuse it before any view, of any blueprint, queries with it."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        raise BadRequest("the URL must not contain NUL characters")
 
 
 def parse_body(schema: Schema) -> dict[str, Any]:
@@ -74,12 +69,14 @@ def parse_body(schema: Schema) -> dict[str, Any]:
         raise BadRequest(
             f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise BadRequest("the request body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise BadRequest("the request body must be a JSON object")
     try:
         return schema.load(payload)  # type: ignore[no-any-return]
     except SchemaError as exc:
-        errors = _flatten(exc.messages)
+        errors = field_errors(exc.messages)
         shown = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise ValidationFailed(f"invalid request: {shown}{more}", details=errors) from None
@@ -247,6 +244,17 @@ def precheck():  # type: ignore[no-untyped-def]
                 "details": {"manufacturers": [g["manufacturer"] for g in groups]},
             }
         )
+    # The list as a whole, not only each group, is told when it spans several countries.
+    countries = sorted({v.destination.alpha2 for g in split.groups for v in g.assessment.vehicles if v.destination})
+    if len(countries) > 1:
+        warnings.append(
+            {
+                "code": "MULTIPLE_DESTINATIONS",
+                "message": f"The vehicles go to {len(countries)} countries ({', '.join(countries)}). An export "
+                "license names one importing country, so one license per country is needed.",
+                "details": {"countries": countries},
+            }
+        )
     return SplitPrecheckOutputSchema().dump({"groups": groups, "unassigned": unassigned, "warnings": warnings})
 
 
@@ -261,6 +269,7 @@ def submit_request():  # type: ignore[no-untyped-def]
         application_date=body["application_date"],
         reference=body["reference"],
         vehicles=_declarations(body["vehicles"]),
+        supersedes=body["supersedes"],
     )
     return RequestOutputSchema().dump(_request_detail(letter_request)), 201
 
@@ -278,11 +287,40 @@ def list_requests():  # type: ignore[no-untyped-def]
     return RequestListOutputSchema().dump({"requests": [_request_summary(r, counts.get(r.id, 0)) for r in rows]})
 
 
-@api.get("/requests/<int:request_id>")
+# Ids are 32-bit integers on every backend; a larger number is simply no request (404), not a
+# database overflow.
+MAX_ID = 2**31 - 1
+
+
+@api.get(f"/requests/<int(max={MAX_ID}):request_id>")
 @requires(Role.EXPORTER, Role.MANUFACTURER_ADMIN, Role.AFTERSALES, Role.PLATFORM_ADMIN)
 def get_request(request_id: int):  # type: ignore[no-untyped-def]
     letter_request = request_service.get_request(session=db_session(), user=current_user(), request_id=request_id)
     return RequestOutputSchema().dump(_request_detail(letter_request))
+
+
+def _bool_arg(name: str) -> bool | None:
+    raw = request.args.get(name, "").strip().lower()
+    if raw == "":
+        return None
+    if raw in ("1", "true", "yes"):
+        return True
+    if raw in ("0", "false", "no"):
+        return False
+    raise ValidationFailed(f"query parameter {name} must be true or false", details={name: ["not a boolean"]})
+
+
+def _country_arg(name: str) -> str | None:
+    raw = request.args.get(name, "").strip()
+    if raw == "":
+        return None
+    country = lookup_country(raw)
+    if country is None:
+        raise ValidationFailed(
+            f"query parameter {name} must be an ISO 3166-1 alpha-2 country code",
+            details={name: ["not a country code"]},
+        )
+    return country.alpha2
 
 
 def _int_arg(name: str, *, default: int, low: int, high: int) -> int:
@@ -315,10 +353,8 @@ def _staff_manufacturer():  # type: ignore[no-untyped-def]
 @requires(*MANUFACTURER_STAFF)
 def list_outlets():  # type: ignore[no-untyped-def]
     manufacturer, _ = _staff_manufacturer()
-    active_arg = request.args.get("active")
-    active = None if active_arg in (None, "") else active_arg.lower() in ("1", "true", "yes")
     rows = outlet_service.list_outlets(
-        session=db_session(), manufacturer=manufacturer, country=request.args.get("country"), active=active
+        session=db_session(), manufacturer=manufacturer, country=_country_arg("country"), active=_bool_arg("active")
     )
     return OutletListOutputSchema().dump({"outlets": [_outlet(o) for o in rows]})
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from marshmallow.error_store import SCHEMA
 from werkzeug.exceptions import HTTPException
 
-from issuer.errors import IssuerError
+from issuer.errors import IssuerError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,25 @@ HTTP_CODES = {
     422: "VALIDATION_FAILED",
     429: "TOO_MANY_REQUESTS",
 }
+
+
+def field_errors(messages: Any, path: str = "") -> list[dict[str, str]]:
+    """Flatten nested field errors ({"vehicles": {0: {"vin": [...]}}}) into the one shape every
+    422 carries: ``[{"field": "vehicles[0].vin", "message": ...}]``."""
+    if isinstance(messages, Mapping):
+        out = []
+        for key, value in messages.items():
+            if key == SCHEMA:  # an error of the object itself (e.g. "Invalid input type"), not of a field
+                out.extend(field_errors(value, path))
+                continue
+            part = f"[{key}]" if isinstance(key, int) or str(key).isdigit() else (f".{key}" if path else str(key))
+            out.extend(field_errors(value, f"{path}{part}"))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [{"field": path or "(body)", "message": " ".join(messages)}]
+    if isinstance(messages, list):
+        return [item for m in messages for item in field_errors(m, path)]
+    return [{"field": path or "(body)", "message": str(messages)}]
 
 
 def error_response(status: int, code: str, message: str, details: object = None) -> tuple[Response, int]:
@@ -45,7 +67,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(IssuerError)
     def issuer_error(error: IssuerError):  # type: ignore[no-untyped-def]
         if _wants_json():
-            return error_response(error.http_status, error.code, error.message, error.details)
+            details = error.details
+            if isinstance(error, ValidationFailed) and isinstance(details, Mapping):
+                # Services name bad fields as {field: [messages]}; answer them in the schemas' shape.
+                details = field_errors(details)
+            return error_response(error.http_status, error.code, error.message, details)
         return error.message, error.http_status, {"Content-Type": "text/plain; charset=utf-8"}
 
     @app.errorhandler(HTTPException)
@@ -56,7 +82,12 @@ def register_error_handlers(app: Flask) -> None:
             if status == 413:
                 limit = app.config.get("MAX_CONTENT_LENGTH") or 0
                 message = f"the request body is larger than {limit // (1024 * 1024)} MB"
-            return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message)
+            response, status = error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message)
+            # Keep the headers the status needs, e.g. 405's Allow (the JSON replaces only the body).
+            for name, value in error.get_headers():
+                if name.lower() not in ("content-type", "content-length"):
+                    response.headers[name] = value
+            return response, status
         return error
 
     @app.errorhandler(Exception)

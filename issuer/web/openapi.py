@@ -9,6 +9,15 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from issuer.schemas.common import ErrorOutputSchema
+from issuer.schemas.letters import (
+    DecisionInputSchema,
+    DecisionOutputSchema,
+    LetterListOutputSchema,
+    LetterOutputSchema,
+    RevokeInputSchema,
+    VerifyByCodeOutputSchema,
+    VerifyPdfOutputSchema,
+)
 from issuer.schemas.outlets import (
     OutletDetailOutputSchema,
     OutletInputSchema,
@@ -135,6 +144,7 @@ def build_document() -> dict[str, Any]:
             "get": _operation(
                 "The caller's manufacturer's outlet registry",
                 ok=("200", OutletListOutputSchema),
+                errors=("422",),
                 params=[
                     _query("country", "string", "ISO 3166-1 alpha-2"),
                     _query("active", "boolean", "only active / inactive outlets"),
@@ -163,6 +173,7 @@ def build_document() -> dict[str, Any]:
             ),
         },
     )
+    _letter_paths(spec)
     spec.path(
         path="/openapi.json",
         operations={
@@ -174,3 +185,80 @@ def build_document() -> dict[str, Any]:
         },
     )
     return spec.to_dict()
+
+
+def _letter_paths(spec: APISpec) -> None:
+    """Decisions, letters and public verification."""
+    number = _path("number", "string")
+    spec.path(
+        path="/requests/{request_id}/decision",
+        operations={
+            "post": _operation(
+                "Approve (`all_eligible` or VINs) and reject vehicles; approving issues the letter",
+                ok=("200", DecisionOutputSchema),
+                body=DecisionInputSchema,
+                errors=("400", "404", "409", "422"),
+                params=[_path("request_id", "integer")],
+            )
+        },
+    )
+    spec.path(
+        path="/letters",
+        operations={
+            "get": _operation(
+                "Letters visible to the caller",
+                ok=("200", LetterListOutputSchema),
+                params=[_query("limit", "integer", "1-500, default 50"), _query("offset", "integer", "default 0")],
+            )
+        },
+    )
+    spec.path(
+        path="/letters/{number}",
+        operations={"get": _operation("One letter", ok=("200", LetterOutputSchema), errors=("404",), params=[number])},
+    )
+    pdf = _operation("The sealed PDF, byte for byte as issued", ok=("200", {}), errors=("404",), params=[number])
+    pdf["responses"]["200"] = {
+        "description": "the sealed PDF",
+        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+    }
+    spec.path(path="/letters/{number}/pdf", operations={"get": pdf})
+    spec.path(
+        path="/letters/{number}/revoke",
+        operations={
+            "post": _operation(
+                "Revoke a letter with a reason",
+                ok=("200", LetterOutputSchema),
+                body=RevokeInputSchema,
+                errors=("400", "404", "409", "422"),
+                params=[number],
+            )
+        },
+    )
+    spec.path(
+        path="/verify/{number}",
+        operations={
+            "get": _operation(
+                "Public: a letter's status and content by number and verification code",
+                ok=("200", VerifyByCodeOutputSchema),
+                errors=("404",),
+                params=[number, {**_query("code", "string", "the verification code"), "required": True}],
+                public=True,
+            )
+        },
+    )
+    upload = _operation(
+        "Public: check an uploaded letter PDF", ok=("200", VerifyPdfOutputSchema), errors=("400", "413"), public=True
+    )
+    upload["requestBody"] = {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            }
+        },
+    }
+    spec.path(path="/verify", operations={"post": upload})

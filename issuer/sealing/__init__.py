@@ -1,0 +1,1 @@
+"""Sealing: keys and certificates, the PDF signer, and the signature check."""

@@ -1,0 +1,648 @@
+"""Use cases of letters: decide a request (which issues the letter), complete (render and seal),
+revoke, read, and verify.
+
+Issuance is two steps. ``decide_request`` records the decision and reserves the letter — its
+number, its content snapshot and the VINs it covers — in one transaction, as a ``pending``
+letter. ``complete_letter`` renders, seals and stores the PDF, and only then is the letter
+``valid``. A crash in between leaves a pending letter that nobody sees and that the next attempt
+(the same decision call again) completes with the same number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, undefer
+
+from issuer import clock
+from issuer.domain.countries import lookup_country
+from issuer.domain.eligibility import ReasonCode, VehicleDeclaration, Verdict, assess
+from issuer.domain.letter import DestinationSection, LetterContent, LetterOutlet, LetterVehicle, Party
+from issuer.domain.outlets import normalise_brand
+from issuer.domain.vin import normalise_vin
+from issuer.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from issuer.models import (
+    CoveredVin,
+    Letter,
+    LetterRequest,
+    LetterSequence,
+    LetterStatus,
+    Manufacturer,
+    Outlet,
+    OutletVersion,
+    RequestStatus,
+    Role,
+    SealKey,
+    User,
+)
+from issuer.models import LetterOutlet as LetterOutletRow
+from issuer.models import LetterVehicle as LetterVehicleRow
+from issuer.rendering.pdf import SealMark, render_letter
+from issuer.sealing.check import SignatureCheck, TrustedKey, check_pdf
+from issuer.sealing.keys import read_private_key
+from issuer.sealing.signer import Sealer, SigningKey
+from issuer.services.coverage import release_expired
+from issuer.services.keys import certificate_of, current_key
+from issuer.services.requests import assessment_context, get_request
+
+ATTACHMENT_NAME = "letter.json"
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
+CODE_GROUPS = 4
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Issuance:
+    """What issuing needs besides the database: where keys are, how to seal, the public URL."""
+
+    keys_dir: Path
+    passphrase: str
+    public_url: str
+    sealer: Sealer
+
+    def verify_url(self, number: str, code: str) -> str:
+        return f"{self.public_url}/verify/{number}?code={code}"
+
+
+# -- numbers and codes -------------------------------------------------------------------------
+
+
+def new_verification_code() -> str:
+    """16 random characters (80 bits) in groups of four, e.g. ``K7QM-2XPD-9HTR-WC4N``."""
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(4 * CODE_GROUPS))
+    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+def _canonical_code(code: str) -> str:
+    return "".join(code.split()).replace("-", "").upper()
+
+
+def codes_match(expected: str, given: str) -> bool:
+    """Compare in constant time; dashes, spaces and case do not matter."""
+    return hmac.compare_digest(_canonical_code(expected).encode(), _canonical_code(given).encode())
+
+
+def allocate_number(session: Session, manufacturer: Manufacturer, year: int) -> str:
+    """The next letter number of the manufacturer for the year, e.g. ``DYAUTO-2026-000042``.
+
+    The counter row is created if missing, then incremented with UPDATE … RETURNING, which
+    takes a row lock on PostgreSQL: concurrent issuers queue on it and never share a number.
+    A number whose issuance fails is not reused (the gap is harmless; reuse would not be).
+    """
+    dialect = session.get_bind().dialect.name
+    values = {"manufacturer_id": manufacturer.id, "year": year, "last_serial": 0}
+    if dialect == "postgresql":
+        session.execute(pg_insert(LetterSequence).values(**values).on_conflict_do_nothing())
+    else:
+        session.execute(sqlite_insert(LetterSequence).values(**values).on_conflict_do_nothing())
+    serial = session.execute(
+        update(LetterSequence)
+        .where(LetterSequence.manufacturer_id == manufacturer.id, LetterSequence.year == year)
+        .values(last_serial=LetterSequence.last_serial + 1)
+        .returning(LetterSequence.last_serial)
+    ).scalar_one()
+    return f"{manufacturer.code}-{year}-{serial:06d}"
+
+
+def manufacturer_code_of(number: str) -> str:
+    """The manufacturer code a letter number starts with (numbers are CODE-YYYY-NNNNNN)."""
+    return number.rsplit("-", 2)[0]
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def public_status(letter: Letter, today: dt.date) -> str:
+    """valid | revoked | superseded | expired, as verification reports it."""
+    if letter.status in (LetterStatus.REVOKED, LetterStatus.SUPERSEDED):
+        return letter.status
+    if letter.valid_until is not None and letter.valid_until < today:
+        return "expired"
+    return letter.status
+
+
+# -- decision ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    request: LetterRequest
+    letter: Letter | None
+    approved: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+
+def _staff_request(session: Session, user: User, request_id: int, *, lock: bool) -> LetterRequest:
+    if user.user_role is not Role.AFTERSALES:
+        raise Forbidden(f"the role {user.role} may not decide requests")
+    request = get_request(session=session, user=user, request_id=request_id)
+    if lock:
+        # Serialise concurrent decisions on one request (PostgreSQL row lock; SQLite has one writer).
+        session.execute(select(LetterRequest.id).where(LetterRequest.id == request.id).with_for_update())
+        session.refresh(request)
+    return request
+
+
+def decide_request(
+    *,
+    session: Session,
+    user: User,
+    request_id: int,
+    approve: Sequence[str] | Literal["all_eligible"],
+    reject: Sequence[tuple[str, str]],
+    note: str,
+    issuance: Issuance,
+    valid_until: dt.date | None = None,
+) -> Decision:
+    """Approve and reject vehicles of a submitted request; approving issues one letter.
+
+    Verdicts are recomputed now: outlets, the registry or other letters may have changed since
+    the request was filed. A vehicle refused now cannot be approved; a ``not_required`` one can be
+    approved by name (the manufacturer may choose to cover it), never by ``all_eligible``.
+    Calling again after a crash completes the pending letter; calling again after success is a
+    conflict.
+    """
+    request = _staff_request(session, user, request_id, lock=True)
+    if request.status != RequestStatus.SUBMITTED:
+        pending = _pending_letter_of(session, request.id)
+        if pending is not None:
+            letter = complete_letter(session=session, letter_id=pending.id, issuance=issuance)
+            return Decision(request=request, letter=letter)
+        raise Conflict(
+            f"request {request.id} was already decided ({request.status})", details={"status": request.status}
+        )
+
+    by_vin = {v.vin: v for v in request.vehicles}
+    rejected = {normalise_vin(vin): " ".join(reason.split()) for vin, reason in reject}
+    problems: list[dict[str, Any]] = []
+    for vin, reason in rejected.items():
+        if vin not in by_vin:
+            problems.append({"vin": vin, "message": "not in this request"})
+        elif not reason:
+            problems.append({"vin": vin, "message": "a rejection needs a reason"})
+        elif len(reason) > MAX_REASON_CHARS:
+            problems.append({"vin": vin, "message": f"the reason is longer than {MAX_REASON_CHARS} characters"})
+
+    today = clock.today_in_china()
+    superseded = _superseded_letter(session, request) if request.supersedes_number else None
+    declarations = [
+        VehicleDeclaration(
+            vin=v.vin,
+            brand=v.brand,
+            model=v.model,
+            registration_date=v.registration_date,
+            destination=v.destination,
+            export_transfer_date=v.export_transfer_date,
+        )
+        for v in request.vehicles
+    ]
+    context = assessment_context(
+        session,
+        manufacturer=request.manufacturer,
+        exporter=request.exporter,
+        vehicles=declarations,
+        application_date=request.application_date,
+        today=today,
+        ignore_letter_id=superseded.id if superseded else None,
+    )
+    verdicts = {v.vin: v for v in assess(declarations, context).vehicles}
+
+    if approve == "all_eligible":
+        approved = [
+            v.vin for v in request.vehicles if verdicts[v.vin].verdict is Verdict.ELIGIBLE and v.vin not in rejected
+        ]
+    else:
+        approved = []
+        for raw in approve:
+            vin = normalise_vin(raw)
+            if vin not in by_vin:
+                problems.append({"vin": vin, "message": "not in this request"})
+            elif vin in rejected:
+                problems.append({"vin": vin, "message": "both approved and rejected"})
+            elif verdicts[vin].verdict is Verdict.REFUSED:
+                reasons = [r.value for r in verdicts[vin].reasons]
+                problems.append({"vin": vin, "message": "refused today: " + ", ".join(reasons), "reasons": reasons})
+            elif vin not in approved:
+                approved.append(vin)
+    if problems:
+        shown = "; ".join(f"{p['vin']}: {p['message']}" for p in problems[:5])
+        raise ValidationFailed(f"the decision cannot be applied: {shown}", details=problems)
+    if not approved and not rejected:
+        if approve == "all_eligible":
+            raise ValidationFailed(
+                "no vehicle of this request is eligible today; reject them with a reason instead",
+                details=[{"vin": vin, "reasons": [r.value for r in verdicts[vin].reasons]} for vin in by_vin],
+            )
+        raise ValidationFailed("nothing to decide: approve or reject at least one vehicle")
+
+    now = clock.now_utc()
+    for vehicle in request.vehicles:
+        if vehicle.vin in approved:
+            vehicle.decision, vehicle.decision_reason = "approved", None
+        elif vehicle.vin in rejected:
+            vehicle.decision, vehicle.decision_reason = "rejected", rejected[vehicle.vin]
+        else:
+            vehicle.decision, vehicle.decision_reason = "not_approved", None
+    request.status = RequestStatus.APPROVED.value if approved else RequestStatus.REJECTED.value
+    request.decided_at, request.decided_by = now, user.email
+    request.decision_note = " ".join(note.split()) or None
+
+    letter = None
+    if approved and current_key(session, request.manufacturer) is None:
+        raise Conflict(f"{request.manufacturer.code} has no seal key yet; generate one first (issuer keys generate)")
+    try:
+        if approved:
+            letter = _reserve_letter(
+                session,
+                request=request,
+                vins=approved,
+                today=today,
+                actor=user.email,
+                valid_until=valid_until,
+                superseded=superseded,
+            )
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(
+            "another letter took some of these VINs meanwhile (ALREADY_COVERED); reload the request",
+            details={"reason": ReasonCode.ALREADY_COVERED.value},
+        ) from None
+    if letter is not None:
+        letter = complete_letter(session=session, letter_id=letter.id, issuance=issuance)
+    return Decision(request=request, letter=letter, approved=approved, rejected=list(rejected))
+
+
+def _pending_letter_of(session: Session, request_id: int) -> Letter | None:
+    return session.scalar(
+        select(Letter).where(Letter.request_id == request_id, Letter.status == LetterStatus.PENDING.value)
+    )
+
+
+def _superseded_letter(session: Session, request: LetterRequest) -> Letter:
+    letter = session.scalar(select(Letter).where(Letter.number == request.supersedes_number))
+    if letter is None or letter.manufacturer_id != request.manufacturer_id or letter.exporter_id != request.exporter_id:
+        raise ValidationFailed(
+            f"letter {request.supersedes_number} is not one of this exporter's letters from this manufacturer"
+        )
+    if letter.status != LetterStatus.VALID.value:
+        raise Conflict(f"letter {letter.number} is {letter.status}; only a valid letter can be superseded")
+    return letter
+
+
+def _reserve_letter(
+    session: Session,
+    *,
+    request: LetterRequest,
+    vins: Sequence[str],
+    today: dt.date,
+    actor: str,
+    valid_until: dt.date | None,
+    superseded: Letter | None,
+) -> Letter:
+    manufacturer = request.manufacturer
+    chosen = [v for v in request.vehicles if v.vin in set(vins)]
+    if valid_until is None and manufacturer.letter_validity_days is not None:
+        valid_until = today + dt.timedelta(days=manufacturer.letter_validity_days)
+    if valid_until is not None and valid_until < today:
+        raise ValidationFailed(f"valid_until {valid_until} is before today {today}")
+
+    # The outlets printed: per destination, those active today that serve a brand going there.
+    brands_by_country: dict[str, set[str]] = defaultdict(set)
+    for vehicle in chosen:
+        brands_by_country[vehicle.destination].add(normalise_brand(vehicle.brand))
+    outlets = session.scalars(
+        select(Outlet)
+        .where(Outlet.manufacturer_id == manufacturer.id, Outlet.country.in_(list(brands_by_country)))
+        .order_by(Outlet.country, Outlet.code)
+    ).all()
+    printed: dict[str, list[Outlet]] = defaultdict(list)
+    for outlet in outlets:
+        coverage = outlet.coverage(outlet.code)
+        if any(coverage.serves(country=outlet.country, brand=b, on=today) for b in brands_by_country[outlet.country]):
+            printed[outlet.country].append(outlet)
+    versions = {
+        (v.outlet_id, v.version): v
+        for v in session.scalars(
+            select(OutletVersion).where(
+                OutletVersion.outlet_id.in_([o.id for group in printed.values() for o in group])
+            )
+        )
+    }
+
+    number = allocate_number(session, manufacturer, today.year)
+    code = new_verification_code()
+    sections = []
+    for country_code in sorted(brands_by_country, key=lambda c: lookup_country(c).name_en if lookup_country(c) else c):
+        country = lookup_country(country_code)
+        assert country is not None  # a refused destination cannot be approved  # noqa: S101
+        sections.append(
+            DestinationSection(
+                country=country,
+                vehicles=tuple(
+                    LetterVehicle(v.vin, v.brand, v.model, v.registration_date)
+                    for v in chosen
+                    if v.destination == country_code
+                ),
+                outlets=tuple(
+                    LetterOutlet(o.code, o.name, o.provider, o.address, o.city, o.phone, o.email)
+                    for o in printed[country_code]
+                ),
+            )
+        )
+    content = LetterContent(
+        number=number,
+        verification_code=code,
+        issued_on=today,
+        valid_until=valid_until,
+        issuer=Party(manufacturer.name, manufacturer.name_en, manufacturer.uscc),
+        exporter=Party(request.exporter.name, request.exporter.name_en, request.exporter.uscc),
+        destinations=tuple(sections),
+        reference=request.reference,
+        supersedes=superseded.number if superseded else None,
+    )
+    letter = Letter(
+        number=number,
+        verification_code=code,
+        manufacturer_id=manufacturer.id,
+        exporter_id=request.exporter_id,
+        request_id=request.id,
+        status=LetterStatus.PENDING.value,
+        issued_on=today,
+        valid_until=valid_until,
+        content=content.as_json(),
+        created_at=clock.now_utc(),
+        created_by=actor,
+        supersedes_id=superseded.id if superseded else None,
+    )
+    position = 0
+    for section in sections:
+        for vehicle in section.vehicles:
+            letter.vehicles.append(
+                LetterVehicleRow(
+                    position=position,
+                    vin=vehicle.vin,
+                    brand=vehicle.brand,
+                    model=vehicle.model,
+                    registration_date=vehicle.registration_date,
+                    destination=section.country.alpha2,
+                )
+            )
+            position += 1
+    for country_code, group in printed.items():
+        for outlet in group:
+            letter.outlets.append(
+                LetterOutletRow(outlet_version_id=versions[(outlet.id, outlet.version)].id, destination=country_code)
+            )
+    session.add(letter)
+    session.flush()
+
+    # Claim the VINs. The primary key of covered_vins refuses a VIN another letter holds.
+    release_expired(session, vins, today=today)
+    if superseded is not None:
+        session.execute(delete(CoveredVin).where(CoveredVin.letter_id == superseded.id))
+    session.execute(
+        insert(CoveredVin),
+        [{"vin": vin, "letter_id": letter.id, "valid_until": valid_until} for vin in vins],
+    )
+    return letter
+
+
+# -- completion: render, seal, store ------------------------------------------------------------
+
+
+def signing_key_for(session: Session, manufacturer: Manufacturer, issuance: Issuance) -> tuple[SealKey, SigningKey]:
+    record = current_key(session, manufacturer)
+    if record is None:
+        raise Conflict(f"{manufacturer.code} has no seal key; generate one first (issuer keys generate)")
+    certificate = certificate_of(record)
+    chain = tuple(_certificates(record.chain_pem))
+    private_key = read_private_key(issuance.keys_dir / record.key_file, passphrase=issuance.passphrase)
+    return record, SigningKey(kid=record.kid, private_key=private_key, certificate=certificate, chain=chain)
+
+
+def _certificates(pem: str) -> list[Any]:
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificates(pem.encode("ascii")) if pem.strip() else []
+
+
+def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> Letter:
+    """Render, seal and store a pending letter; a valid letter is returned as it is."""
+    letter = session.get(Letter, letter_id)
+    if letter is None:
+        raise NotFound(f"no letter {letter_id}")
+    if letter.status != LetterStatus.PENDING.value:
+        return letter
+    manufacturer = letter.manufacturer
+    content = LetterContent.from_json(letter.content)
+    record, signing_key = signing_key_for(session, manufacturer, issuance)
+    rendered = render_letter(
+        content,
+        verify_url=issuance.verify_url(letter.number, letter.verification_code),
+        seal=SealMark(kid=record.kid, algorithm=record.algorithm),
+    )
+    attachment = json.dumps(content.as_json(), ensure_ascii=False, sort_keys=True).encode("utf-8")
+    now = clock.now_utc()
+    pdf = issuance.sealer.seal(
+        rendered.pdf,
+        key=signing_key,
+        attachment=attachment,
+        attachment_name=ATTACHMENT_NAME,
+        signer_name=manufacturer.name,
+        reason=f"售后维修服务确认书 {letter.number} / After-sales Maintenance Service Confirmation Letter",
+        location="CN",
+        signing_time=now,
+    )
+    letter.pdf = pdf
+    letter.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
+    letter.page_count = rendered.page_count
+    letter.seal_key_id = record.id
+    letter.sealer = issuance.sealer.name
+    letter.issued_at = now
+    letter.status = LetterStatus.VALID.value
+    if letter.supersedes_id is not None:
+        old = session.get(Letter, letter.supersedes_id)
+        if old is not None and old.status == LetterStatus.VALID.value:
+            old.status = LetterStatus.SUPERSEDED.value
+            old.superseded_by_id = letter.id
+            old.revoked_at = now
+            old.revoked_by = letter.created_by
+            old.revocation_reason = f"superseded by {letter.number}"
+            session.execute(delete(CoveredVin).where(CoveredVin.letter_id == old.id))
+    session.commit()
+    return letter
+
+
+# -- reading and revoking ----------------------------------------------------------------------
+
+
+def _visible_letters(user: User) -> Any:
+    query = select(Letter).where(Letter.status != LetterStatus.PENDING.value)
+    role = user.user_role
+    if role is Role.EXPORTER:
+        return query.where(Letter.exporter_id == user.exporter_id)
+    if role.is_manufacturer_staff:
+        return query.where(Letter.manufacturer_id == user.manufacturer_id)
+    if role is Role.PLATFORM_ADMIN:
+        return query
+    return query.where(Letter.id.is_(None))
+
+
+def get_letter(*, session: Session, user: User, number: str, with_pdf: bool = False) -> Letter:
+    """A letter the user may see (its exporter's and manufacturer's staff); others get 404."""
+    query = _visible_letters(user).where(Letter.number == number.strip().upper())
+    if with_pdf:
+        query = query.options(undefer(Letter.pdf))
+    letter = session.scalar(query.options(selectinload(Letter.vehicles)))
+    if letter is None:
+        raise NotFound(f"no letter {number.strip()!r}")
+    return letter
+
+
+def list_letters(*, session: Session, user: User, limit: int = 50, offset: int = 0) -> list[Letter]:
+    query = _visible_letters(user).order_by(Letter.id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(query))
+
+
+def revoke_letter(*, session: Session, user: User, number: str, reason: str) -> Letter:
+    """Revoke a valid letter with a reason; its VINs are free for a new letter at once."""
+    if user.user_role not in (Role.AFTERSALES, Role.MANUFACTURER_ADMIN):
+        raise Forbidden(f"the role {user.role} may not revoke letters")
+    letter = get_letter(session=session, user=user, number=number)
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValidationFailed("a revocation needs a reason", details={"reason": ["must not be empty"]})
+    if len(reason) > MAX_REASON_CHARS:
+        raise ValidationFailed(
+            f"the reason is longer than {MAX_REASON_CHARS} characters", details={"reason": ["too long"]}
+        )
+    session.execute(select(Letter.id).where(Letter.id == letter.id).with_for_update())
+    session.refresh(letter)
+    if letter.status != LetterStatus.VALID.value:
+        raise Conflict(f"letter {letter.number} is already {letter.status}", details={"status": letter.status})
+    letter.status = LetterStatus.REVOKED.value
+    letter.revoked_at = clock.now_utc()
+    letter.revoked_by = user.email
+    letter.revocation_reason = reason
+    session.execute(delete(CoveredVin).where(CoveredVin.letter_id == letter.id))
+    session.commit()
+    return letter
+
+
+# -- verification ------------------------------------------------------------------------------
+
+
+def verify_by_code(*, session: Session, number: str, code: str) -> Letter | None:
+    """The issued letter with this number and verification code, or None — the caller answers
+    both "unknown number" and "wrong code" identically, so numbers cannot be probed."""
+    letter = session.scalar(select(Letter).where(Letter.number == number.strip().upper()))
+    expected = letter.verification_code if letter is not None else "X" * (4 * CODE_GROUPS)
+    matches = codes_match(expected, code or "")
+    if letter is None or not matches or letter.status == LetterStatus.PENDING.value:
+        return None
+    return letter
+
+
+def trusted_keys(session: Session) -> list[TrustedKey]:
+    rows = session.scalars(select(SealKey).options(selectinload(SealKey.manufacturer)))
+    return [
+        TrustedKey(
+            kid=k.kid,
+            manufacturer=k.manufacturer.code,
+            certificate=certificate_of(k),
+            not_before=k.not_before,
+            retired_at=k.retired_at,
+        )
+        for k in rows
+    ]
+
+
+@dataclass(frozen=True)
+class PdfVerification:
+    check: SignatureCheck
+    letter: Letter | None
+    letter_number: str | None
+    matches_issued_letter: bool
+    key_belongs_to_manufacturer: bool
+    status: str | None
+    reasons: tuple[str, ...]
+
+    @property
+    def authentic(self) -> bool:
+        return self.check.authentic and self.key_belongs_to_manufacturer and self.matches_issued_letter
+
+
+def embedded_number(check: SignatureCheck) -> str | None:
+    if check.attachment is None:
+        return None
+    try:
+        number = json.loads(check.attachment.decode("utf-8"))["number"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    return number if isinstance(number, str) else None
+
+
+def signature_reasons(check: SignatureCheck) -> list[str]:
+    reasons = []
+    if not check.signed:
+        reasons.append("NOT_SIGNED")
+    else:
+        if not check.intact:
+            reasons.append("CONTENT_ALTERED")
+        if not check.valid:
+            reasons.append("SIGNATURE_INVALID")
+        if not check.covers_whole_file:
+            reasons.append("CHANGED_AFTER_SEALING")
+        if check.key_id is None:
+            reasons.append("UNKNOWN_KEY")
+        elif not check.key_valid_at_signing:
+            reasons.append("KEY_NOT_VALID_AT_SIGNING")
+    return reasons
+
+
+def verify_pdf(*, session: Session, pdf: bytes) -> PdfVerification:
+    """Check an uploaded letter: its seal, that it is the very file issued, and its status."""
+    check = check_pdf(pdf, trusted=trusted_keys(session), attachment_name=ATTACHMENT_NAME)
+    reasons = signature_reasons(check)
+    number = embedded_number(check)
+    letter = None
+    if number is not None:
+        letter = session.scalar(
+            select(Letter).where(Letter.number == number, Letter.status != LetterStatus.PENDING.value)
+        )
+    if check.signed and number is None:
+        reasons.append("NO_LETTER_DATA")
+    elif number is not None and letter is None:
+        reasons.append("NOT_ISSUED_HERE")
+    matches = letter is not None and hmac.compare_digest(letter.pdf_sha256 or "", hashlib.sha256(pdf).hexdigest())
+    if letter is not None and not matches:
+        reasons.append("DIFFERENT_FROM_ISSUED")
+    belongs = letter is not None and check.manufacturer == letter.manufacturer.code
+    if letter is not None and check.key_id is not None and not belongs:
+        reasons.append("KEY_NOT_MANUFACTURERS")
+    status = public_status(letter, clock.today_in_china()) if letter is not None else None
+    if status in ("revoked", "superseded", "expired"):
+        reasons.append(status.upper())
+    return PdfVerification(
+        check=check,
+        letter=letter,
+        letter_number=number,
+        matches_issued_letter=matches,
+        key_belongs_to_manufacturer=belongs,
+        status=status,
+        reasons=tuple(reasons),
+    )
