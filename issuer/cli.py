@@ -149,6 +149,24 @@ def manufacturer_create(
         click.echo(f"manufacturer {manufacturer.code} created ({manufacturer.type}; WMI {wmi_list})")
 
 
+@manufacturer_group.command("seal-image")
+@click.option("--code", required=True, help="manufacturer code")
+@click.argument("file", type=click.Path(dir_okay=False))
+@reports_errors
+def manufacturer_seal_image(code: str, file: str) -> None:
+    """Upload the image of the official seal (PNG), printed on new letters."""
+    from pathlib import Path
+
+    from issuer.services.organisations import set_seal_image
+
+    path = Path(file)
+    if not path.is_file():
+        fail(f"{file}: no such file")
+    with _session() as session:
+        manufacturer = set_seal_image(session=session, manufacturer_code=code, image=path.read_bytes())
+        click.echo(f"seal image of {manufacturer.code} stored; it is printed on letters issued from now on")
+
+
 exporter_group = Group("exporter", help="Exporters and manufacturers' negative lists.")
 
 

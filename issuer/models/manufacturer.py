@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from issuer.db import Base
@@ -42,6 +42,8 @@ class Manufacturer(Base):
     uscc: Mapped[str] = mapped_column(String(18), unique=True)
     # (assumption) How long a letter stays valid after its date of issue; NULL = no end date.
     letter_validity_days: Mapped[int | None] = mapped_column(Integer, default=DEFAULT_LETTER_VALIDITY_DAYS)
+    # The official seal's image (PNG), printed on letters beside the digital seal when uploaded.
+    seal_image: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     wmis: Mapped[list[ManufacturerWmi]] = relationship(

@@ -21,6 +21,7 @@
 
 It never raises on bad input; every failed check leaves a sentence in ``problems``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -403,9 +404,7 @@ def _is_strict_der(data: bytes, depth: int = 0) -> bool:
     return True
 
 
-def _check_coverage(
-    signature: EmbeddedPdfSignature, *, appended: int, findings: _Findings
-) -> SignatureCoverageLevel:
+def _check_coverage(signature: EmbeddedPdfSignature, *, appended: int, findings: _Findings) -> SignatureCoverageLevel:
     try:
         coverage = signature.evaluate_signature_coverage()
     except Exception as exc:
@@ -522,4 +521,3 @@ def _to_second(value: dt.datetime) -> dt.datetime:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
-

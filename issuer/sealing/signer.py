@@ -20,6 +20,7 @@ Every byte of that revision, the attachment included, is covered by the signatur
 ``/ContactInfo`` only names the key for people and tools; :mod:`issuer.sealing.check` identifies
 the key by the signer certificate's public key, never by that claim.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -133,6 +133,15 @@ def import_key(
             f"the certificate is valid from {certificate.not_valid_before_utc:%Y-%m-%d} "
             f"to {certificate.not_valid_after_utc:%Y-%m-%d}, not now"
         )
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.content_commitment:
+        raise ValidationFailed(
+            "the certificate does not allow non-repudiation (content commitment) signatures; "
+            "PDF validators refuse such seals — ask the CA for a document-signing certificate"
+        )
     subject = certificate.subject.rfc4514_string()
     if manufacturer.uscc not in subject:
         raise ValidationFailed(

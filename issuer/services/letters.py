@@ -453,7 +453,7 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
     rendered = render_letter(
         content,
         verify_url=issuance.verify_url(letter.number, letter.verification_code),
-        seal=SealMark(kid=record.kid, algorithm=record.algorithm),
+        seal=SealMark(kid=record.kid, algorithm=record.algorithm, image_png=manufacturer.seal_image),
     )
     attachment = json.dumps(content.as_json(), ensure_ascii=False, sort_keys=True).encode("utf-8")
     now = clock.now_utc()

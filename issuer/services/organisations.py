@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -170,3 +171,26 @@ def unblock_exporter(
     block.lift_reason = " ".join(reason.split()) or None
     session.commit()
     return block
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_SEAL_IMAGE_BYTES = 2 * 1024 * 1024
+
+
+def set_seal_image(*, session: Session, manufacturer_code: str, image: bytes) -> Manufacturer:
+    """Store the image of the manufacturer's official seal (a PNG, ideally with transparency)."""
+    manufacturer = get_manufacturer(session, manufacturer_code)
+    if not image.startswith(PNG_SIGNATURE):
+        raise ValidationFailed("the seal image must be a PNG file")
+    if len(image) > MAX_SEAL_IMAGE_BYTES:
+        raise ValidationFailed(f"the seal image is larger than {MAX_SEAL_IMAGE_BYTES // (1024 * 1024)} MB")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(image)) as picture:
+            picture.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValidationFailed(f"the seal image is not a readable PNG ({exc})") from None
+    manufacturer.seal_image = image
+    session.commit()
+    return manufacturer

@@ -221,10 +221,7 @@ def _write_postgresql(
             for batch in _batches(rows):
                 buffer = io.StringIO()
                 for vin, brand, model, produced in batch:
-                    buffer.write(
-                        f"{vin}\t{_escape_copy(brand)}\t{_escape_copy(model)}\t"
-                        f"{produced or chr(92) + 'N'}\n"
-                    )
+                    buffer.write(f"{vin}\t{_escape_copy(brand)}\t{_escape_copy(model)}\t{produced or chr(92) + 'N'}\n")
                 copy.write(buffer.getvalue())
                 total += len(batch)
         cursor.execute(

@@ -1,4 +1,5 @@
 """Public endpoints, no account needed: the published seal key set."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
