@@ -22,6 +22,7 @@ from issuer.errors import Conflict, ImportRejected, NotFound, ValidationFailed
 from issuer.models import Manufacturer, Outlet, OutletVersion
 from issuer.models.outlet import OUTLET_FIELDS
 from issuer.services.organisations import get_manufacturer
+from issuer.services.registry import parse_iso_date
 from issuer.services.tabular import read_rows
 
 OUTLET_COLUMNS = (
@@ -49,7 +50,7 @@ def _parse_date(value: object, name: str, errors: dict[str, list[str]]) -> dt.da
     if isinstance(value, dt.date):
         return value
     try:
-        return dt.date.fromisoformat(str(value))
+        return parse_iso_date(str(value), what=name)
     except ValueError:
         errors.setdefault(name, []).append(f"{value!r} is not a date in the form YYYY-MM-DD")
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -49,9 +50,17 @@ class ImportResult:
         }
 
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def parse_iso_date(text: str, *, what: str) -> dt.date:
-    """Parse ``YYYY-MM-DD`` strictly, naming the field in the error."""
+    """Parse ``YYYY-MM-DD`` strictly, naming the field in the error.
+
+    ``date.fromisoformat`` alone also takes ``20250101`` and ``2025-W01-1``; a registry file
+    holding those is more likely wrong than meant, so only the one form is accepted."""
     try:
+        if not ISO_DATE.fullmatch(text):
+            raise ValueError(text)
         return dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{what} {text!r} is not a date in the form YYYY-MM-DD") from None

@@ -155,7 +155,7 @@ def test_sealed_pdf_passes_qpdf_check(sealed, tmp_path):
     path = tmp_path / "sealed.pdf"
     path.write_bytes(sealed)
 
-    result = subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    result = subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True, check=False)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No syntax or stream encoding errors" in result.stdout
