@@ -17,6 +17,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app = Flask(__name__, instance_path=str(root / "instance"), template_folder=str(root / "templates"))
     app.config.update(
         SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.production,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         MAX_CONTENT_LENGTH=settings.max_content_length,
         JSON_SORT_KEYS=False,
         ISSUER_SETTINGS=settings,
@@ -57,11 +63,23 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(api)
     app.register_blueprint(public)
+    from flask_wtf.csrf import CSRFProtect
+
     from issuer.web.letters import letters_api
-    from issuer.web.verify import verify
+    from issuer.web.pages import login_manager, pages
+    from issuer.web.verify import verify, verify_api
 
     app.register_blueprint(letters_api)
     app.register_blueprint(verify)
+    app.register_blueprint(verify_api)
+    app.register_blueprint(pages)
+    login_manager.init_app(app)
+    # Forms are CSRF-protected; the JSON API authenticates with bearer tokens, never cookies.
+    csrf = CSRFProtect(app)
+    for blueprint in (api, letters_api, verify_api, public):
+        csrf.exempt(blueprint)
+    # Checking a letter changes nothing and needs no account, so its upload form needs no token.
+    csrf.exempt("issuer.web.verify.verify_upload_page")
 
 
 def register_errors(app: Flask) -> None:

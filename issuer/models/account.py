@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
+from flask_login import UserMixin
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -26,7 +27,7 @@ class Role(StrEnum):
         return self in (Role.MANUFACTURER_ADMIN, Role.AFTERSALES)
 
 
-class User(Base):
+class User(UserMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
         # A user belongs to at most one organisation, and to the kind its role needs.
@@ -53,6 +54,10 @@ class User(Base):
     @property
     def user_role(self) -> Role:
         return Role(self.role)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a deactivated user cannot sign in
+        return self.active
 
 
 class ApiToken(Base):

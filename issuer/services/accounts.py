@@ -125,3 +125,21 @@ def user_for_token(*, session: Session, token: str) -> User:
         api_token.last_used_at = now
         session.commit()
     return api_token.user
+
+
+def authenticate(*, session: Session, email: str, password: str) -> User | None:
+    """The active user with this e-mail and password, or None. An unknown e-mail costs the same
+    hash as a wrong password, so response times do not reveal which accounts exist."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        password_matches(_DUMMY_HASH, password)
+        return None
+    if not password_matches(user.password_hash, password) or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        session.commit()
+    return user
+
+
+_DUMMY_HASH = _hasher.hash("no-such-user-password")

@@ -18,6 +18,7 @@ from issuer.web.letters import letter_body
 from issuer.web.session import db_session
 
 verify = Blueprint("verify", __name__)
+verify_api = Blueprint("verify_api", __name__)  # the JSON half: no cookies, so no CSRF token
 
 NOT_FOUND_MESSAGE = "no letter with this number and verification code"
 PDF_MAGIC = b"%PDF-"
@@ -69,7 +70,7 @@ def _pdf_answer(data: bytes) -> dict[str, Any]:
     }
 
 
-@verify.get("/api/v1/verify/<number>")
+@verify_api.get("/api/v1/verify/<number>")
 def verify_by_code_json(number: str):  # type: ignore[no-untyped-def]
     letter = letter_service.verify_by_code(session=db_session(), number=number, code=request.args.get("code", ""))
     if letter is None:
@@ -78,7 +79,7 @@ def verify_by_code_json(number: str):  # type: ignore[no-untyped-def]
     return VerifyByCodeOutputSchema().dump({"status": body["status"], "letter": body})
 
 
-@verify.post("/api/v1/verify")
+@verify_api.post("/api/v1/verify")
 def verify_pdf_json():  # type: ignore[no-untyped-def]
     return VerifyPdfOutputSchema().dump(_pdf_answer(_uploaded_pdf()))
 

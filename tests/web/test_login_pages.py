@@ -1,0 +1,72 @@
+"""Signing in and out of the web pages."""
+
+from __future__ import annotations
+
+import re
+
+from tests import factories
+
+
+def _csrf(client, path="/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_login_page_renders_a_form_with_a_csrf_token(client):
+    response = client.get("/login")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'name="email"' in html
+    assert 'name="password"' in html
+    assert 'name="csrf_token"' in html
+
+
+def test_login_signs_in_with_the_right_password_and_signs_out(client, session):
+    user = factories.user(session, "aftersales", manufacturer=factories.manufacturer(session))
+    answer = client.post(
+        "/login", data={"email": user.email.upper(), "password": factories.PASSWORD, "csrf_token": _csrf(client)}
+    )
+    assert answer.status_code == 302
+    home = client.get("/")
+    assert user.email in home.get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', home.get_data(as_text=True)).group(1)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_login_refuses_a_wrong_password_and_keeps_the_email_typed(client, session):
+    user = factories.user(session, "exporter", exporter=factories.exporter(session))
+    answer = client.post(
+        "/login", data={"email": user.email, "password": "wrong-password", "csrf_token": _csrf(client)}
+    )
+    assert answer.status_code == 401
+    html = answer.get_data(as_text=True)
+    assert "Wrong e-mail or password" in html
+    assert f'value="{user.email}"' in html
+    assert client.get("/").status_code == 302
+
+
+def test_login_without_a_csrf_token_is_refused(client, session):
+    user = factories.user(session, "exporter", exporter=factories.exporter(session))
+    client.get("/login")
+    answer = client.post("/login", data={"email": user.email, "password": factories.PASSWORD})
+    assert answer.status_code == 400
+    assert client.get("/").status_code == 302
+
+
+def test_login_never_redirects_to_another_site(client, session):
+    user = factories.user(session, "exporter", exporter=factories.exporter(session))
+    answer = client.post(
+        "/login?next=//evil.example/steal",
+        data={"email": user.email, "password": factories.PASSWORD, "csrf_token": _csrf(client)},
+    )
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/"
+
+
+def test_session_cookie_is_http_only_and_same_site(client, session):
+    client.get("/login")
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    assert cookie.http_only
+    assert cookie.same_site == "Lax"
