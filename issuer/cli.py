@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from issuer.config import ConfigurationError
 from issuer.errors import ImportRejected, IssuerError
@@ -46,6 +46,11 @@ def reports_errors(command: F) -> F:
             fail(exc.message)
         except IntegrityError as exc:
             fail(f"the change conflicts with existing data ({exc.orig})")
+        except (OperationalError, ProgrammingError) as exc:
+            reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+            if any(word in reason.lower() for word in ("no such table", "no such column", "does not exist")):
+                fail(f"the database is not set up or not up to date ({reason}); run `issuer db upgrade`")
+            fail(f"the database refused the operation ({reason})")
 
     return run  # type: ignore[return-value]
 
@@ -320,8 +325,9 @@ def demo() -> None:
     """Load the demo data set (idempotent) and print the demo accounts."""
     from issuer.services.demo import load_demo
 
+    settings = current_app.config["ISSUER_SETTINGS"]
     with _session() as session:
-        accounts = load_demo(session=session)
+        accounts = load_demo(session=session, keys_dir=settings.keys_dir, passphrase=settings.seal_passphrase)
     click.echo("Demo accounts (password for all: see below):")
     for email, role, organisation, password in accounts:
         click.echo(f"  {email:<34} {role:<19} {organisation:<10} {password}")
@@ -464,7 +470,7 @@ def _trusted_from_key_set(path: str):  # type: ignore[no-untyped-def]
     return trusted
 
 
-@click.command("verify")
+@click.command("verify", cls=Command)
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--keys", "keys_file", default=None, help="a saved copy of /.well-known/letter-keys.json")
 @with_appcontext
@@ -473,7 +479,13 @@ def verify_command(file: str, keys_file: str | None) -> None:
     from pathlib import Path
 
     from issuer.sealing.check import check_pdf
-    from issuer.services.letters import ATTACHMENT_NAME, embedded_number, manufacturer_code_of, signature_reasons
+    from issuer.services.letters import (
+        ATTACHMENT_NAME,
+        embedded_issuer_uscc,
+        embedded_number,
+        manufacturer_code_of,
+        signature_reasons,
+    )
 
     path = Path(file)
     if not path.is_file():
@@ -485,11 +497,20 @@ def verify_command(file: str, keys_file: str | None) -> None:
 
         with _session() as session:
             trusted = trusted_keys(session)
-    check = check_pdf(path.read_bytes(), trusted=trusted, attachment_name=ATTACHMENT_NAME)
+    pdf = path.read_bytes()
+    check = check_pdf(pdf, trusted=trusted, attachment_name=ATTACHMENT_NAME)
     number = embedded_number(check)
     reasons = signature_reasons(check)
+    # The key must be the one of the manufacturer the letter names: by the number's prefix
+    # (the key set's manufacturer code) and by the issuer's credit code in the signed data,
+    # which the signer certificate must carry.
+    issuer_uscc = embedded_issuer_uscc(check)
     belongs = (
-        number is not None and check.manufacturer is not None and check.manufacturer == manufacturer_code_of(number)
+        number is not None
+        and check.manufacturer is not None
+        and check.manufacturer == manufacturer_code_of(number)
+        and issuer_uscc is not None
+        and issuer_uscc in (check.signer or "")
     )
     if number is None:
         reasons.append("NO_LETTER_DATA")
@@ -508,6 +529,17 @@ def verify_command(file: str, keys_file: str | None) -> None:
     click.echo(f"key is the issuer's:  {yes_no[belongs]}")
     for problem in check.problems:
         click.echo(f"problem: {problem}")
+    if keys_file or number is None:
+        click.echo("status:               (offline check: revocation is shown only online, at the verification URL)")
+    else:
+        from issuer.services.letters import local_status
+
+        with _session() as session:
+            status, same_file = local_status(session, number=number, pdf=pdf)
+        click.echo(f"status:               {status or 'not issued by this database'}")
+        click.echo(f"same file as issued:  {yes_no[same_file]}")
+        if status is not None and not same_file:
+            reasons.append("DIFFERENT_FROM_ISSUED")
+            authentic = False
     click.echo(f"AUTHENTIC: {yes_no[authentic].upper()}" + ("" if authentic else f" ({', '.join(reasons)})"))
-    click.echo("(offline check: whether the letter was later revoked is shown only online, at its verification URL)")
     sys.exit(0 if authentic else 1)

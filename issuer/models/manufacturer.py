@@ -41,7 +41,9 @@ class Manufacturer(Base):
     name_en: Mapped[str] = mapped_column(String(200))
     uscc: Mapped[str] = mapped_column(String(18), unique=True)
     # (assumption) How long a letter stays valid after its date of issue; NULL = no end date.
-    letter_validity_days: Mapped[int | None] = mapped_column(Integer, default=DEFAULT_LETTER_VALIDITY_DAYS)
+    letter_validity_days: Mapped[int | None] = mapped_column(
+        Integer, default=DEFAULT_LETTER_VALIDITY_DAYS, server_default=str(DEFAULT_LETTER_VALIDITY_DAYS)
+    )
     # The official seal's image (PNG), printed on letters beside the digital seal when uploaded.
     seal_image: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

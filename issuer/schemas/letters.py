@@ -6,6 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from issuer.schemas.common import Text
+
 
 class ApproveField(fields.Field):
     """``"all_eligible"`` or a list of VINs."""
@@ -13,7 +15,7 @@ class ApproveField(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if value == "all_eligible":
             return value
-        if isinstance(value, list) and all(isinstance(v, str) and 0 < len(v) <= 64 for v in value):
+        if isinstance(value, list) and all(isinstance(v, str) and 0 < len(v) <= 64 and "\x00" not in v for v in value):
             if len(value) > 10_000:
                 raise ValidationError("at most 10,000 VINs")
             return value
@@ -21,8 +23,8 @@ class ApproveField(fields.Field):
 
 
 class RejectionInputSchema(Schema):
-    vin = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    vin = Text(required=True, validate=validate.Length(min=1, max=64))
+    reason = Text(required=True, validate=validate.Length(min=1, max=500))
 
 
 class DecisionInputSchema(Schema):
@@ -33,7 +35,7 @@ class DecisionInputSchema(Schema):
         },
     )
     reject = fields.List(fields.Nested(RejectionInputSchema), load_default=list)
-    note = fields.String(load_default="", validate=validate.Length(max=1000))
+    note = Text(load_default="", validate=validate.Length(max=1000))
     valid_until = fields.Date(
         load_default=None, allow_none=True, metadata={"description": "overrides the manufacturer's default validity"}
     )
@@ -112,10 +114,19 @@ class LetterListOutputSchema(Schema):
 
 
 class RevokeInputSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = Text(required=True, validate=validate.Length(min=1, max=500))
+
+
+class PublicRevocationOutputSchema(Schema):
+    """What the public sees of a revocation: when and why, not which staff member."""
+
+    revoked_at = fields.DateTime(required=True)
+    reason = fields.String(required=True)
 
 
 class PublicLetterOutputSchema(LetterOutputSchema):
+    revocation = fields.Nested(PublicRevocationOutputSchema, allow_none=True, required=True)
+
     class Meta:
         exclude = ("verification_code", "request_id")
 

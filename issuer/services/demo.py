@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,7 +19,7 @@ from issuer import clock
 from issuer.domain.uscc import with_uscc_check
 from issuer.domain.vin import VIN_ALPHABET, with_check_digit
 from issuer.models import Exporter, Manufacturer, Outlet, RegisteredVehicle, User
-from issuer.services import accounts, organisations, outlets
+from issuer.services import accounts, keys, organisations, outlets
 
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - published demo credentials, development only
 MODEL_YEARS = "ABCDEFGHJKLMNPRSTVWXY123456789"
@@ -251,8 +252,13 @@ def demo_vin(rng: random.Random, wmi: str) -> str:
     return with_check_digit(code + vds + "0" + year + plant_letter + serial)
 
 
-def load_demo(*, session: Session) -> list[tuple[str, str, str, str]]:
-    """Load the demo data set; returns the demo accounts (email, role, organisation, password)."""
+def load_demo(
+    *, session: Session, keys_dir: Path | None = None, passphrase: str | None = None
+) -> list[tuple[str, str, str, str]]:
+    """Load the demo data set; returns the demo accounts (email, role, organisation, password).
+
+    With ``keys_dir`` and ``passphrase``, every demo manufacturer that may issue and has no
+    seal key gets a development key, so the demo can issue letters at once."""
     rng = random.Random(20260101)  # noqa: S311 - reproducible demo data, not secrets
     today = clock.today_in_china()
     for spec in MANUFACTURERS:
@@ -321,6 +327,13 @@ def load_demo(*, session: Session) -> list[tuple[str, str, str, str]]:
             actor="demo",
             reason="Resold vehicles under another exporter's letter (demo entry)",
         )
+    if keys_dir is not None and passphrase is not None:
+        for spec in MANUFACTURERS:
+            manufacturer = organisations.get_manufacturer(session, spec.code)
+            if manufacturer.may_issue and keys.current_key(session, manufacturer) is None:
+                keys.generate_key(
+                    session=session, manufacturer_code=spec.code, keys_dir=keys_dir, passphrase=passphrase
+                )
     accounts_out = []
     for email, role, manufacturer_code, exporter_code in USERS:
         if session.scalar(select(User.id).where(User.email == email)) is None:

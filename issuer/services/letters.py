@@ -50,10 +50,10 @@ from issuer.models import (
 )
 from issuer.models import LetterOutlet as LetterOutletRow
 from issuer.models import LetterVehicle as LetterVehicleRow
-from issuer.rendering.pdf import SealMark, render_letter
+from issuer.rendering.pdf import MissingGlyphs, RenderingError, SealMark, render_letter
 from issuer.sealing.check import SignatureCheck, TrustedKey, check_pdf
-from issuer.sealing.keys import read_private_key
-from issuer.sealing.signer import Sealer, SigningKey
+from issuer.sealing.keys import KeyMaterialError, read_private_key
+from issuer.sealing.signer import Sealer, SealingError, SigningKey
 from issuer.services.coverage import release_expired
 from issuer.services.keys import certificate_of, current_key
 from issuer.services.requests import assessment_context, get_request
@@ -441,7 +441,12 @@ def _certificates(pem: str) -> list[Any]:
 
 
 def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> Letter:
-    """Render, seal and store a pending letter; a valid letter is returned as it is."""
+    """Render, seal and store a pending letter; a valid letter is returned as it is.
+
+    No transaction is held while rendering (seconds for a big letter). If the letter cannot be
+    printed or sealed — a character no font has, an unusable seal key — the reservation is
+    undone (:func:`abandon_letter`) and a clear error raised, so nothing stays blocked.
+    """
     letter = session.get(Letter, letter_id)
     if letter is None:
         raise NotFound(f"no letter {letter_id}")
@@ -449,28 +454,53 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
         return letter
     manufacturer = letter.manufacturer
     content = LetterContent.from_json(letter.content)
-    record, signing_key = signing_key_for(session, manufacturer, issuance)
-    rendered = render_letter(
-        content,
-        verify_url=issuance.verify_url(letter.number, letter.verification_code),
-        seal=SealMark(kid=record.kid, algorithm=record.algorithm, image_png=manufacturer.seal_image),
+    number, code, seal_image, signer_name = (
+        letter.number,
+        letter.verification_code,
+        manufacturer.seal_image,
+        manufacturer.name,
     )
-    attachment = json.dumps(content.as_json(), ensure_ascii=False, sort_keys=True).encode("utf-8")
-    now = clock.now_utc()
-    pdf = issuance.sealer.seal(
-        rendered.pdf,
-        key=signing_key,
-        attachment=attachment,
-        attachment_name=ATTACHMENT_NAME,
-        signer_name=manufacturer.name,
-        reason=f"售后维修服务确认书 {letter.number} / After-sales Maintenance Service Confirmation Letter",
-        location="CN",
-        signing_time=now,
-    )
+    try:
+        record, signing_key = signing_key_for(session, manufacturer, issuance)
+        kid, algorithm, key_row_id = record.kid, record.algorithm, record.id
+        session.commit()  # end the read transaction before the slow part
+        rendered = render_letter(
+            content,
+            verify_url=issuance.verify_url(number, code),
+            seal=SealMark(kid=kid, algorithm=algorithm, image_png=seal_image),
+        )
+        attachment = json.dumps(content.as_json(), ensure_ascii=False, sort_keys=True).encode("utf-8")
+        now = clock.now_utc()
+        pdf = issuance.sealer.seal(
+            rendered.pdf,
+            key=signing_key,
+            attachment=attachment,
+            attachment_name=ATTACHMENT_NAME,
+            signer_name=signer_name,
+            reason=f"售后维修服务确认书 {number} / After-sales Maintenance Service Confirmation Letter",
+            location="CN",
+            signing_time=now,
+        )
+    except MissingGlyphs as exc:
+        abandon_letter(session, letter_id)
+        characters = "".join(sorted(set(getattr(exc, "characters", "") or "")))
+        raise ValidationFailed(
+            f"the letter cannot be printed: no installed font has the character(s) {characters!r}; "
+            "correct the brand, model or names that contain them and decide again",
+            details={"characters": list(characters)},
+        ) from None
+    except (RenderingError, SealingError, KeyMaterialError) as exc:
+        abandon_letter(session, letter_id)
+        raise Conflict(f"the letter cannot be sealed: {exc}") from None
+
+    letter = session.scalar(select(Letter).where(Letter.id == letter_id).with_for_update())
+    if letter is None or letter.status != LetterStatus.PENDING.value:
+        session.commit()
+        return letter if letter is not None else _missing(letter_id)  # another worker finished it
     letter.pdf = pdf
     letter.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
     letter.page_count = rendered.page_count
-    letter.seal_key_id = record.id
+    letter.seal_key_id = key_row_id
     letter.sealer = issuance.sealer.name
     letter.issued_at = now
     letter.status = LetterStatus.VALID.value
@@ -485,6 +515,38 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
             session.execute(delete(CoveredVin).where(CoveredVin.letter_id == old.id))
     session.commit()
     return letter
+
+
+def _missing(letter_id: int) -> Letter:
+    raise NotFound(f"no letter {letter_id}")
+
+
+def abandon_letter(session: Session, letter_id: int) -> None:
+    """Undo a pending letter's reservation: its VINs are free again (or back with the letter
+    it was to supersede), the request returns to ``submitted`` undecided, the letter row goes.
+    Its number is never reused: the counter has moved on."""
+    session.rollback()
+    letter = session.get(Letter, letter_id)
+    if letter is None or letter.status != LetterStatus.PENDING.value:
+        return
+    session.execute(delete(CoveredVin).where(CoveredVin.letter_id == letter.id))
+    if letter.supersedes_id is not None:
+        old = session.get(Letter, letter.supersedes_id)
+        if old is not None and old.status == LetterStatus.VALID.value:
+            session.execute(delete(CoveredVin).where(CoveredVin.vin.in_([v.vin for v in old.vehicles])))
+            session.execute(
+                insert(CoveredVin),
+                [{"vin": v.vin, "letter_id": old.id, "valid_until": old.valid_until} for v in old.vehicles],
+            )
+    if letter.request_id is not None:
+        request = session.get(LetterRequest, letter.request_id)
+        if request is not None:
+            request.status = RequestStatus.SUBMITTED.value
+            request.decided_at = request.decided_by = request.decision_note = None
+            for vehicle in request.vehicles:
+                vehicle.decision = vehicle.decision_reason = None
+    session.delete(letter)
+    session.commit()
 
 
 # -- reading and revoking ----------------------------------------------------------------------
@@ -596,6 +658,26 @@ def embedded_number(check: SignatureCheck) -> str | None:
     return number if isinstance(number, str) else None
 
 
+def embedded_issuer_uscc(check: SignatureCheck) -> str | None:
+    """The issuer's credit code in the signed letter data, if any."""
+    if check.attachment is None:
+        return None
+    try:
+        uscc = json.loads(check.attachment.decode("utf-8"))["issuer"]["uscc"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    return uscc if isinstance(uscc, str) and uscc else None
+
+
+def local_status(session: Session, *, number: str, pdf: bytes) -> tuple[str | None, bool]:
+    """The letter's status in this database and whether the file is byte for byte the issued one."""
+    letter = session.scalar(select(Letter).where(Letter.number == number, Letter.status != LetterStatus.PENDING.value))
+    if letter is None:
+        return None, False
+    same = hmac.compare_digest(letter.pdf_sha256 or "", hashlib.sha256(pdf).hexdigest())
+    return public_status(letter, clock.today_in_china()), same
+
+
 def signature_reasons(check: SignatureCheck) -> list[str]:
     reasons = []
     if not check.signed:
@@ -620,20 +702,24 @@ def verify_pdf(*, session: Session, pdf: bytes) -> PdfVerification:
     reasons = signature_reasons(check)
     number = embedded_number(check)
     letter = None
-    if number is not None:
-        letter = session.scalar(
-            select(Letter).where(Letter.number == number, Letter.status != LetterStatus.PENDING.value)
-        )
+    belongs = False
     if check.signed and number is None:
         reasons.append("NO_LETTER_DATA")
-    elif number is not None and letter is None:
-        reasons.append("NOT_ISSUED_HERE")
+    elif number is not None and check.intact and check.valid and check.key_id is not None:
+        # Only a file sealed with a published key is matched to a letter: a forged file naming
+        # a real number must learn nothing about that letter.
+        candidate = session.scalar(
+            select(Letter).where(Letter.number == number, Letter.status != LetterStatus.PENDING.value)
+        )
+        if candidate is None:
+            reasons.append("NOT_ISSUED_HERE")
+        elif check.manufacturer != candidate.manufacturer.code:
+            reasons.append("KEY_NOT_MANUFACTURERS")
+        else:
+            letter, belongs = candidate, True
     matches = letter is not None and hmac.compare_digest(letter.pdf_sha256 or "", hashlib.sha256(pdf).hexdigest())
     if letter is not None and not matches:
         reasons.append("DIFFERENT_FROM_ISSUED")
-    belongs = letter is not None and check.manufacturer == letter.manufacturer.code
-    if letter is not None and check.key_id is not None and not belongs:
-        reasons.append("KEY_NOT_MANUFACTURERS")
     status = public_status(letter, clock.today_in_china()) if letter is not None else None
     if status in ("revoked", "superseded", "expired"):
         reasons.append(status.upper())

@@ -72,11 +72,23 @@ def read_rows(path: str | Path, *, columns: Sequence[str], required: Sequence[st
             yield from _read_csv(handle, path, columns, required)
 
 
+def _refusing_nul(handle: IO[str], path: Path) -> Iterator[str]:
+    """Pass lines through, refusing a NUL character: no value legitimately holds one, and
+    PostgreSQL cannot store it (SQLite would, so the two databases would disagree)."""
+    for number, line in enumerate(handle, start=1):
+        if "\x00" in line:
+            raise ImportRejected(
+                f"{path.name}: line {number}: contains a NUL character; the file is damaged or not a text CSV",
+                details=[{"line": number, "message": "contains a NUL character"}],
+            )
+        yield line
+
+
 def _read_csv(
     handle: IO[str], path: Path, columns: Sequence[str], required: Sequence[str]
 ) -> Iterator[tuple[int, list[str]]]:
     csv.field_size_limit(MAX_FIELD_CHARS)
-    reader = csv.reader(handle)
+    reader = csv.reader(_refusing_nul(handle, path))
     try:
         header = next(reader, None)
         if header is None:

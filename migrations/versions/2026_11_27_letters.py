@@ -108,7 +108,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('decision_note', sa.Text(), nullable=True))
 
     with op.batch_alter_table('manufacturers', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('letter_validity_days', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('letter_validity_days', sa.Integer(), nullable=True, server_default='180'))
 
 
 
