@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from marshmallow.error_store import SCHEMA
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from issuer.errors import IssuerError, ValidationFailed
@@ -89,6 +90,21 @@ def register_error_handlers(app: Flask) -> None:
                     response.headers[name] = value
             return response, status
         return error
+
+    @app.errorhandler(OperationalError)
+    def database_busy(error: OperationalError):  # type: ignore[no-untyped-def]
+        # SQLite allows one writer; a write that waited out the busy timeout is worth a retry,
+        # not a 500. Any other operational error is unexpected.
+        if "database is locked" not in str(error.orig):
+            return unexpected(error)
+        log.warning("database busy on %s %s", request.method, request.path)
+        message = "the database is busy with another change; nothing was changed, try again"
+        if _wants_json():
+            response, status = error_response(503, "BUSY", message)
+        else:
+            response, status = app.make_response((message, 503, {"Content-Type": "text/plain; charset=utf-8"})), 503
+        response.headers["Retry-After"] = "2"
+        return response, status
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):  # type: ignore[no-untyped-def]
