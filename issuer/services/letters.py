@@ -57,6 +57,7 @@ from issuer.sealing.signer import Sealer, SealingError, SigningKey
 from issuer.services.coverage import release_expired
 from issuer.services.keys import certificate_of, current_key
 from issuer.services.requests import assessment_context, get_request
+from issuer.services.scoping import scoped
 
 ATTACHMENT_NAME = "letter.json"
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
@@ -553,15 +554,13 @@ def abandon_letter(session: Session, letter_id: int) -> None:
 
 
 def _visible_letters(user: User) -> Any:
-    query = select(Letter).where(Letter.status != LetterStatus.PENDING.value)
-    role = user.user_role
-    if role is Role.EXPORTER:
-        return query.where(Letter.exporter_id == user.exporter_id)
-    if role.is_manufacturer_staff:
-        return query.where(Letter.manufacturer_id == user.manufacturer_id)
-    if role is Role.PLATFORM_ADMIN:
-        return query
-    return query.where(Letter.id.is_(None))
+    """Issued letters this user may see (a pending letter is nobody's yet)."""
+    return scoped(
+        select(Letter).where(Letter.status != LetterStatus.PENDING.value),
+        user,
+        manufacturer_column=Letter.manufacturer_id,
+        exporter_column=Letter.exporter_id,
+    )
 
 
 def get_letter(*, session: Session, user: User, number: str, with_pdf: bool = False) -> Letter:

@@ -38,11 +38,11 @@ from issuer.models import (
     RegisteredVehicle,
     RequestStatus,
     RequestVehicle,
-    Role,
     User,
 )
 from issuer.services.coverage import covered_vins
 from issuer.services.organisations import active_block
+from issuer.services.scoping import scoped
 
 LOOKUP_CHUNK = 900  # under SQLite's default 999 bound parameters
 
@@ -261,15 +261,12 @@ def submit_request(
 def visible_requests(session: Session, user: User):  # type: ignore[no-untyped-def]
     """The query of requests this user may see: an exporter its own, manufacturer staff those
     addressed to their manufacturer, a platform administrator all."""
-    query = select(LetterRequest)
-    role = user.user_role
-    if role is Role.EXPORTER:
-        return query.where(LetterRequest.exporter_id == user.exporter_id)
-    if role.is_manufacturer_staff:
-        return query.where(LetterRequest.manufacturer_id == user.manufacturer_id)
-    if role is Role.PLATFORM_ADMIN:
-        return query
-    return query.where(False)
+    return scoped(
+        select(LetterRequest),
+        user,
+        manufacturer_column=LetterRequest.manufacturer_id,
+        exporter_column=LetterRequest.exporter_id,
+    )
 
 
 def list_requests(
