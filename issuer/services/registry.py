@@ -73,7 +73,10 @@ def import_vehicles(
     path: str | Path,
     skip_invalid: bool = False,
 ) -> ImportResult:
-    """Load (or update) the manufacturer's production registry from a CSV or XLSX file."""
+    """Load (or update) the manufacturer's production registry from a CSV or XLSX file.
+
+    Re-importing updates brand, model and production date; an empty production date (or a file
+    without that column) keeps the date already stored rather than erasing it."""
     manufacturer = get_manufacturer(session, manufacturer_code)
     wmis = manufacturer.wmi_values()
     if not wmis:
@@ -195,10 +198,12 @@ def _write_sqlite(
         "INSERT INTO registered_vehicles (manufacturer_id, vin, brand, model, production_date) "  # noqa: S608
         f"VALUES ({int(manufacturer_id)}, ?, ?, ?, ?) "
         "ON CONFLICT (manufacturer_id, vin) DO UPDATE SET "
-        "brand = excluded.brand, model = excluded.model, production_date = excluded.production_date "
+        "brand = excluded.brand, model = excluded.model, "
+        "production_date = COALESCE(excluded.production_date, registered_vehicles.production_date) "
         "WHERE registered_vehicles.brand IS NOT excluded.brand "
         "OR registered_vehicles.model IS NOT excluded.model "
-        "OR registered_vehicles.production_date IS NOT excluded.production_date"
+        "OR (excluded.production_date IS NOT NULL "
+        "AND registered_vehicles.production_date IS NOT excluded.production_date)"
     )
     try:
         for batch in _batches(rows):
@@ -238,10 +243,12 @@ def _write_postgresql(
             " INSERT INTO registered_vehicles (manufacturer_id, vin, brand, model, production_date)"
             " SELECT %s, vin, brand, model, production_date FROM registry_import"
             " ON CONFLICT (manufacturer_id, vin) DO UPDATE SET"
-            "  brand = excluded.brand, model = excluded.model, production_date = excluded.production_date"
+            "  brand = excluded.brand, model = excluded.model,"
+            "  production_date = COALESCE(excluded.production_date, registered_vehicles.production_date)"
             " WHERE registered_vehicles.brand IS DISTINCT FROM excluded.brand"
             "  OR registered_vehicles.model IS DISTINCT FROM excluded.model"
-            "  OR registered_vehicles.production_date IS DISTINCT FROM excluded.production_date"
+            "  OR (excluded.production_date IS NOT NULL"
+            "   AND registered_vehicles.production_date IS DISTINCT FROM excluded.production_date)"
             " RETURNING (xmax = 0) AS inserted)"
             " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged",
             (manufacturer_id,),

@@ -143,21 +143,21 @@ def test_reimport_counts_added_updated_unchanged_exactly_when_some_rows_change(
         (V[2], "B2", "M1", "2025-01-01"),  # brand changed
         (V[3], "B", "M2", "2025-01-01"),  # model changed
         (V[4], "B", "M1", "2025-02-01"),  # date changed
-        (V[5], "B", "M1", ""),  # date cleared
+        (V[5], "B", "M1", ""),  # no date given: the stored date is kept
         (V[6], "B", "M1", "2025-03-01"),  # new
         (V[7], "B", "M1", ""),  # new
     ]
 
     result = run(session, maker, write_table(tmp_path / f"second{suffix}", [HEADER, *second]))
 
-    assert counts(result) == (2, 4, 2, 0)
+    assert counts(result) == (2, 3, 3, 0)
     assert stored(session, maker) == {
         V[0]: ("B", "M1", dt.date(2025, 1, 1)),
         V[1]: ("B", "M1", None),
         V[2]: ("B2", "M1", dt.date(2025, 1, 1)),
         V[3]: ("B", "M2", dt.date(2025, 1, 1)),
         V[4]: ("B", "M1", dt.date(2025, 2, 1)),
-        V[5]: ("B", "M1", None),
+        V[5]: ("B", "M1", dt.date(2025, 1, 1)),
         V[6]: ("B", "M1", dt.date(2025, 3, 1)),
         V[7]: ("B", "M1", None),
         V[9]: ("B", "M1", dt.date(2025, 1, 1)),  # not in the second file: left alone
