@@ -250,8 +250,9 @@ def decide_request(
         raise ValidationFailed("nothing to decide: approve or reject at least one vehicle")
 
     now = clock.now_utc()
+    approved_set = set(approved)
     for vehicle in request.vehicles:
-        if vehicle.vin in approved:
+        if vehicle.vin in approved_set:
             vehicle.decision, vehicle.decision_reason = "approved", None
         elif vehicle.vin in rejected:
             vehicle.decision, vehicle.decision_reason = "rejected", rejected[vehicle.vin]
@@ -315,7 +316,8 @@ def _reserve_letter(
     superseded: Letter | None,
 ) -> Letter:
     manufacturer = request.manufacturer
-    chosen = [v for v in request.vehicles if v.vin in set(vins)]
+    wanted = set(vins)
+    chosen = [v for v in request.vehicles if v.vin in wanted]
     if valid_until is None and manufacturer.letter_validity_days is not None:
         valid_until = today + dt.timedelta(days=manufacturer.letter_validity_days)
     if valid_until is not None and valid_until < today:

@@ -1,4 +1,5 @@
 """Tenant scoping in one place: which rows of a tenant-owned table a user may see."""
+
 from __future__ import annotations
 
 from typing import Any, TypeVar
