@@ -63,6 +63,9 @@ ATTACHMENT_NAME = "letter.json"
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
 CODE_GROUPS = 4
 MAX_REASON_CHARS = 500
+# One letter's rendering peaks near 900 MB at 5,000 vehicles (bench/issue_letter.py); a bigger
+# approval is refused with a clear message instead of risking the 1 GB memory budget.
+MAX_LETTER_VEHICLES = 5_000
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,12 @@ def decide_request(
     if problems:
         shown = "; ".join(f"{p['vin']}: {p['message']}" for p in problems[:5])
         raise ValidationFailed(f"the decision cannot be applied: {shown}", details=problems)
+    if len(approved) > MAX_LETTER_VEHICLES:
+        raise ValidationFailed(
+            f"one letter holds at most {MAX_LETTER_VEHICLES:,} vehicles; {len(approved):,} were approved — "
+            "approve them in parts (split the request) so each letter stays printable",
+            details={"approved": len(approved), "limit": MAX_LETTER_VEHICLES},
+        )
     if not approved and not rejected:
         if approve == "all_eligible":
             raise ValidationFailed(

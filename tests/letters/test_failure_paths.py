@@ -186,3 +186,22 @@ def test_an_export_transfer_date_after_today_is_refused_through_the_api(client, 
     answer = client.post("/api/v1/precheck", json=body, headers=world.auth(world.exporter_token)).json
     assert "EXPORT_TRANSFER_DATE_INVALID" in answer["vehicles"][0]["reasons"]
     assert answer["vehicles"][0]["verdict"] == "refused"
+
+
+def test_approving_more_vehicles_than_one_letter_holds_is_refused_before_anything_is_written(
+    client, world, session, monkeypatch
+):
+    from issuer.services import letters
+
+    monkeypatch.setattr(letters, "MAX_LETTER_VEHICLES", 2)
+    filed = client.post(
+        "/api/v1/requests", json=world.request_body(world.vins[:3]), headers=world.auth(world.exporter_token)
+    ).json
+    answer = client.post(
+        f"/api/v1/requests/{filed['id']}/decision",
+        json={"approve": "all_eligible"},
+        headers=world.auth(world.aftersales_token),
+    )
+    assert answer.status_code == 422
+    assert "at most 2 vehicles" in answer.json["error"]["message"]
+    assert session.get(LetterRequest, filed["id"]).status == "submitted"
