@@ -386,3 +386,31 @@ def machine_line() -> str:
         f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; {os.cpu_count()} cores; "
         f"Python {platform.python_version()}; {platform.platform(terse=True)}"
     )
+
+
+def add_outlets(session: Any, manufacturer: Any, specs: Sequence[tuple[str, str, int]]) -> None:
+    """Create outlets through the real service: (country, brands served — "" for all, how many)."""
+    from issuer.services import outlets
+
+    n = 0
+    for country, brands, count in specs:
+        for _ in range(count):
+            n += 1
+            outlets.create_outlet(
+                session=session,
+                manufacturer=manufacturer,
+                actor="bench",
+                values={
+                    "code": f"{country}-{n:03d}",
+                    "country": country,
+                    "name": f"Service centre {n}",
+                    "provider": f"After-sales Provider {n} LLP",
+                    "address": f"{n * 17} Industrial Avenue, building {n}",
+                    "city": "Capital",
+                    "phone": f"+7 700 000 {n:04d}",
+                    "email": f"service{n}@provider.example",
+                    "brands": brands,
+                    "valid_from": dt.date(2025, 1, 1),
+                    "valid_to": None,
+                },
+            )

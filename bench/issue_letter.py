@@ -94,7 +94,7 @@ def set_up(url: str, workdir: Path, keys_dir: Path, vin_count: int) -> None:
     from sqlalchemy.orm import Session
 
     from issuer.db import make_engine
-    from issuer.services import accounts, organisations, outlets
+    from issuer.services import accounts, organisations
     from issuer.services.keys import generate_key
 
     manufacturer_id = common.create_manufacturer(url, MANUFACTURER, WMI, seed=31)
@@ -109,28 +109,7 @@ def set_up(url: str, workdir: Path, keys_dir: Path, vin_count: int) -> None:
             generate_key(session=session, manufacturer_code=MANUFACTURER, keys_dir=keys_dir, passphrase=PASSPHRASE)
             organisations.set_seal_image(session=session, manufacturer_code=MANUFACTURER, image=seal_png())
             manufacturer = organisations.get_manufacturer(session, MANUFACTURER)
-            n = 0
-            for country, count in OUTLETS:
-                for _ in range(count):
-                    n += 1
-                    outlets.create_outlet(
-                        session=session,
-                        manufacturer=manufacturer,
-                        actor="bench",
-                        values={
-                            "code": f"{country}-{n:02d}",
-                            "country": country,
-                            "name": f"Service centre {n}",
-                            "provider": f"After-sales Provider {n} LLP",
-                            "address": f"{n * 17} Industrial Avenue, building {n}",
-                            "city": "Capital",
-                            "phone": f"+7 700 000 {n:04d}",
-                            "email": f"service{n}@provider.example",
-                            "brands": "",
-                            "valid_from": dt.date(2025, 1, 1),
-                            "valid_to": None,
-                        },
-                    )
+            common.add_outlets(session, manufacturer, [(country, "", count) for country, count in OUTLETS])
             organisations.create_exporter(
                 session=session,
                 code=EXPORTER,

@@ -57,7 +57,7 @@ def setup(url: str, csv_path: Path) -> str:
     from sqlalchemy.orm import Session
 
     from issuer.db import make_engine
-    from issuer.services import accounts, organisations, outlets
+    from issuer.services import accounts, organisations
 
     manufacturer_id = common.create_manufacturer(url, "BENCHPRE", WMI, seed=11)
     common.create_manufacturer(url, "BENCHOTHER", OTHER_WMI, seed=12)
@@ -68,28 +68,7 @@ def setup(url: str, csv_path: Path) -> str:
     try:
         with Session(engine, expire_on_commit=False) as session:
             manufacturer = organisations.get_manufacturer(session, "BENCHPRE")
-            n = 0
-            for country, brands, count in OUTLETS:
-                for _ in range(count):
-                    n += 1
-                    outlets.create_outlet(
-                        session=session,
-                        manufacturer=manufacturer,
-                        actor="bench",
-                        values={
-                            "code": f"OUT-{n:03d}",
-                            "country": country,
-                            "name": f"Service centre {n}",
-                            "provider": f"Provider {n} LLP",
-                            "address": f"{n} Main Street",
-                            "city": "Capital",
-                            "phone": "+7 700 000 0000",
-                            "email": "",
-                            "brands": brands,
-                            "valid_from": dt.date(2025, 1, 1),
-                            "valid_to": None,
-                        },
-                    )
+            common.add_outlets(session, manufacturer, OUTLETS)
             organisations.create_exporter(
                 session=session, code="BENCHEXP", name="基准测试出口有限公司", uscc=common.uscc(600_013)
             )
