@@ -6,7 +6,7 @@ Every setting of CONTRACT.md lives here; nothing else reads ``os.environ``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,6 @@ class Settings:
     ratelimit_enabled: bool = True
     production: bool = False
     max_content_length: int = 10 * 1024 * 1024
-    extra: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

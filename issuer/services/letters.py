@@ -506,9 +506,11 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
         raise Conflict(f"the letter cannot be sealed: {exc}") from None
 
     letter = session.scalar(select(Letter).where(Letter.id == letter_id).with_for_update())
-    if letter is None or letter.status != LetterStatus.PENDING.value:
+    if letter is None:
+        raise NotFound(f"no letter {letter_id}")
+    if letter.status != LetterStatus.PENDING.value:
         session.commit()
-        return letter if letter is not None else _missing(letter_id)  # another worker finished it
+        return letter  # another worker finished it meanwhile
     letter.pdf = pdf
     letter.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
     letter.page_count = rendered.page_count
@@ -527,10 +529,6 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
             session.execute(delete(CoveredVin).where(CoveredVin.letter_id == old.id))
     session.commit()
     return letter
-
-
-def _missing(letter_id: int) -> Letter:
-    raise NotFound(f"no letter {letter_id}")
 
 
 def abandon_letter(session: Session, letter_id: int) -> None:

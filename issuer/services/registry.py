@@ -216,10 +216,6 @@ def _write_sqlite(
     return added, changed - added, total
 
 
-def _copy_text(value: object) -> str:
-    return "\\N" if value is None else str(value)
-
-
 def _write_postgresql(
     session: Session, manufacturer_id: int, rows: Iterator[tuple[str, str, str, str | None]]
 ) -> tuple[int, int, int]:

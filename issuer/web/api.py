@@ -277,8 +277,8 @@ def submit_request():  # type: ignore[no-untyped-def]
 @api.get("/requests")
 @requires(Role.EXPORTER, Role.MANUFACTURER_ADMIN, Role.AFTERSALES, Role.PLATFORM_ADMIN)
 def list_requests():  # type: ignore[no-untyped-def]
-    limit = _int_arg("limit", default=50, low=1, high=500)
-    offset = _int_arg("offset", default=0, low=0, high=10**9)
+    limit = int_arg("limit", default=50, low=1, high=500)
+    offset = int_arg("offset", default=0, low=0, high=10**9)
     status = request.args.get("status") or None
     rows = request_service.list_requests(
         session=db_session(), user=current_user(), status=status, limit=limit, offset=offset
@@ -323,7 +323,7 @@ def _country_arg(name: str) -> str | None:
     return country.alpha2
 
 
-def _int_arg(name: str, *, default: int, low: int, high: int) -> int:
+def int_arg(name: str, *, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default

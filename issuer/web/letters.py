@@ -17,8 +17,7 @@ from issuer.schemas.letters import (
     RevokeInputSchema,
 )
 from issuer.services import letters as letter_service
-from issuer.web.api import MAX_ID, parse_body
-from issuer.web.api import _int_arg as int_arg
+from issuer.web.api import MAX_ID, int_arg, parse_body
 from issuer.web.auth import current_user, requires
 from issuer.web.session import db_session
 

@@ -170,7 +170,7 @@ def test_public_answers_do_not_name_the_staff_member_who_revoked(client, world, 
     assert "revoked_by" not in public["letter"]["revocation"]
 
 
-def test_demo_data_with_keys_can_issue_at_once(client, session, settings):
+def test_demo_data_gives_every_issuing_manufacturer_a_seal_key(session, settings):
     load_demo(session=session, keys_dir=settings.keys_dir, passphrase=settings.seal_passphrase)
     from issuer.models import Manufacturer, SealKey
 

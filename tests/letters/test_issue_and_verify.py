@@ -52,7 +52,6 @@ def test_approving_all_eligible_issues_a_letter_with_a_readable_unique_number(cl
 def test_letter_pdf_is_accepted_by_pyhanko_trusting_only_the_published_certificate(client, world, issue):
     from asn1crypto import pem
     from asn1crypto import x509 as asn1_x509
-    from pyhanko.keys import load_cert_from_pemder  # noqa: F401 - proves the API exists
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
