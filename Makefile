@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint bench clean
+CATALOG := issuer/translations/zh/LC_MESSAGES/messages
+
+.PHONY: install run test lint bench clean translations i18n-extract
 
 $(STAMP): pyproject.toml scripts/install-system-packages.sh
 	./scripts/install-system-packages.sh
@@ -15,7 +17,18 @@ $(STAMP): pyproject.toml scripts/install-system-packages.sh
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# The Chinese catalog is compiled whenever its source changes (the .mo file is not committed).
+$(CATALOG).mo: $(CATALOG).po $(STAMP)
+	$(BIN)/pybabel compile -d issuer/translations >/dev/null
+
+install: $(STAMP) $(CATALOG).mo
+
+translations: $(CATALOG).mo
+
+# After adding or changing messages: extract them and merge them into the catalog to translate.
+i18n-extract: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o issuer/translations/messages.pot . >/dev/null
+	$(BIN)/pybabel update -i issuer/translations/messages.pot -d issuer/translations --no-fuzzy-matching >/dev/null
 
 run: install
 	$(BIN)/issuer db upgrade

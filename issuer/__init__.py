@@ -14,7 +14,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     """Build the app: settings → extensions → blueprints → error handlers → CLI."""
     settings = settings or Settings.from_environment()
     root = Path(__file__).resolve().parent.parent
-    app = Flask(__name__, instance_path=str(root / "instance"), template_folder=str(root / "templates"))
+    app = Flask(
+        __name__,
+        instance_path=str(root / "instance"),
+        template_folder=str(root / "templates"),
+        static_folder="static",
+    )
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -55,6 +60,18 @@ def register_extensions(app: Flask, settings: Settings, database: Database | Non
         sealer=PadesSealer(),
     )
     register_session_teardown(app)
+    from issuer.i18n import init_babel
+
+    init_babel(app)
+
+    @app.before_request
+    def audit_context() -> None:
+        # Until a user authenticates (issuer.web.auth.current_user), changes are the visitor's.
+        from flask import request
+
+        from issuer.services import audit
+
+        audit.set_context(audit.AuditContext(actor="anonymous", origin=request.remote_addr or "unknown"))
 
 
 def register_blueprints(app: Flask) -> None:
@@ -74,6 +91,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(verify_api)
     app.register_blueprint(pages)
     login_manager.init_app(app)
+    from issuer.web.ui import register_ui
+
+    register_ui(app)
     # Forms are CSRF-protected; the JSON API authenticates with bearer tokens, never cookies.
     csrf = CSRFProtect(app)
     for blueprint in (api, letters_api, verify_api, public):

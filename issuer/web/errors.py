@@ -6,12 +6,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
 from marshmallow.error_store import SCHEMA
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from issuer.errors import IssuerError, ValidationFailed
+from issuer.errors import IssuerError, Unauthenticated, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,16 @@ def _wants_json() -> bool:
     )
 
 
+def error_page(status: int, message: str, headers: Any = None) -> tuple[str, int, Any]:
+    """An HTML error page in the site's layout; a plain one if even that cannot be rendered."""
+    keep = [(k, v) for k, v in (headers or []) if k.lower() not in ("content-type", "content-length")]
+    try:
+        return render_template("ui/error.html", status=status, message=message), status, keep
+    except Exception:  # the page of last resort must not fail itself
+        log.exception("the error page could not be rendered")
+        return message, status, [*keep, ("Content-Type", "text/plain; charset=utf-8")]
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(IssuerError)
     def issuer_error(error: IssuerError):  # type: ignore[no-untyped-def]
@@ -73,7 +83,9 @@ def register_error_handlers(app: Flask) -> None:
                 # Services name bad fields as {field: [messages]}; answer them in the schemas' shape.
                 details = field_errors(details)
             return error_response(error.http_status, error.code, error.message, details)
-        return error.message, error.http_status, {"Content-Type": "text/plain; charset=utf-8"}
+        if isinstance(error, Unauthenticated):
+            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+        return error_page(error.http_status, error.message)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
@@ -89,6 +101,8 @@ def register_error_handlers(app: Flask) -> None:
                 if name.lower() not in ("content-type", "content-length"):
                     response.headers[name] = value
             return response, status
+        if status >= 400:
+            return error_page(status, error.description or error.name, headers=error.get_headers())
         return error
 
     @app.errorhandler(OperationalError)
@@ -102,7 +116,7 @@ def register_error_handlers(app: Flask) -> None:
         if _wants_json():
             response, status = error_response(503, "BUSY", message)
         else:
-            response, status = app.make_response((message, 503, {"Content-Type": "text/plain; charset=utf-8"})), 503
+            response, status = app.make_response(error_page(503, message)), 503
         response.headers["Retry-After"] = "2"
         return response, status
 
@@ -111,4 +125,4 @@ def register_error_handlers(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if _wants_json():
             return error_response(500, "INTERNAL_ERROR", "an internal error occurred; it has been logged")
-        return "An internal error occurred; it has been logged.", 500, {"Content-Type": "text/plain; charset=utf-8"}
+        return error_page(500, "An internal error occurred; it has been logged.")

@@ -1,19 +1,29 @@
-"""Signing in and out of the web pages (session cookie, CSRF-protected forms)."""
+"""Signing in and out, choosing the language, and the start page."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length
 
+from issuer.i18n import LANGUAGES
 from issuer.models import User
+from issuer.services import audit
 from issuer.services.accounts import authenticate
+from issuer.web.auth import client_address
 from issuer.web.session import db_session
 
 pages = Blueprint("pages", __name__)
 login_manager = LoginManager()
 login_manager.login_view = "pages.login"
+login_manager.login_message = _l("Sign in to see this page.")
+login_manager.session_protection = "strong"
 
 
 @login_manager.user_loader
@@ -24,29 +34,43 @@ def load_user(user_id: str) -> User | None:
     return user if user is not None and user.active else None
 
 
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths: a login link must not bounce the user to another site."""
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: a link must not bounce the user to another site."""
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
     return url_for("pages.home")
 
 
+class LoginForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(_l("Enter your e-mail address.")), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password."))])
+
+
 @pages.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
-    email = request.form.get("email", "").strip()
-    error = None
+    form = LoginForm()
+    status = 200
     if request.method == "POST":
-        password = request.form.get("password", "")
-        if not email or not password:
-            error = "请输入电子邮箱和密码 · Enter your e-mail and password"
-        else:
-            user = authenticate(session=db_session(), email=email, password=password)
+        status = 400
+        if form.validate_on_submit():
+            user = authenticate(session=db_session(), email=form.email.data or "", password=form.password.data or "")
             if user is not None:
                 login_user(user)
-                return redirect(_safe_next(request.args.get("next")))
-            error = "电子邮箱或密码不正确 · Wrong e-mail or password"
-    status = 401 if error and request.method == "POST" and email else (400 if error else 200)
-    return render_template("pages/login.html", email=email, error=error), status
+                session.pop("locale", None)  # the user's saved language applies from now on
+                with audit.acting_as(audit.AuditContext(actor=user.email, origin=client_address())):
+                    audit.record(
+                        db_session(),
+                        action="user.signed_in",
+                        object_type="user",
+                        object_id=user.id,
+                        manufacturer_id=user.manufacturer_id,
+                        exporter_id=user.exporter_id,
+                    )
+                    db_session().commit()
+                return redirect(safe_next(request.args.get("next")))
+            status = 401
+            form.form_errors.append(_("Wrong e-mail or password."))
+    return render_template("pages/login.html", form=form), status
 
 
 @pages.post("/logout")
@@ -56,8 +80,29 @@ def logout():  # type: ignore[no-untyped-def]
     return redirect(url_for("pages.login"))
 
 
+@pages.post("/language")
+def set_language():  # type: ignore[no-untyped-def]
+    """Switch the language; a signed-in user's choice is saved with the account."""
+    language = request.form.get("language", "")
+    if language in LANGUAGES:
+        session["locale"] = language
+        if current_user.is_authenticated:
+            user = db_session().get(User, current_user.id)
+            if user is not None:
+                user.locale = language
+                db_session().commit()
+                current_user.locale = language
+    return redirect(safe_next(request.form.get("next")))
+
+
 @pages.get("/")
 def home():  # type: ignore[no-untyped-def]
+    """The start page is the first page of the user's menu."""
     if not current_user.is_authenticated:
         return redirect(url_for("pages.login"))
+    from issuer.web.ui import navigation_for
+
+    items = navigation_for(current_user.user_role)
+    if items:
+        return redirect(url_for(items[0].endpoint))
     return render_template("pages/home.html", user=current_user)

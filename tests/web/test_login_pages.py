@@ -27,7 +27,7 @@ def test_login_signs_in_with_the_right_password_and_signs_out(client, session):
         "/login", data={"email": user.email.upper(), "password": factories.PASSWORD, "csrf_token": _csrf(client)}
     )
     assert answer.status_code == 302
-    home = client.get("/")
+    home = client.get("/", follow_redirects=True)
     assert user.email in home.get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', home.get_data(as_text=True)).group(1)
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
@@ -41,7 +41,7 @@ def test_login_refuses_a_wrong_password_and_keeps_the_email_typed(client, sessio
     )
     assert answer.status_code == 401
     html = answer.get_data(as_text=True)
-    assert "Wrong e-mail or password" in html
+    assert "Wrong e-mail or password" in html or "电子邮箱或密码不正确" in html
     assert f'value="{user.email}"' in html
     assert client.get("/").status_code == 302
 

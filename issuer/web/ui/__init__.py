@@ -1,0 +1,99 @@
+"""The server-rendered web application: one blueprint per area, a navigation menu per role,
+and the helpers every page shares.
+
+Pages authenticate with the session cookie and check roles with ``issuer.web.auth.requires``
+(the same decorator as the API); what a user may see is decided by the services' scoped
+queries. Forms are Flask-WTF forms: every POST carries a CSRF token, and a form with bad input
+is rendered again with each error beside its field and what was typed kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app, request
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from issuer.i18n import LANGUAGES
+from issuer.models import Role
+
+
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: Any  # a lazy translation
+    roles: tuple[Role, ...]
+
+
+STAFF = (Role.AFTERSALES, Role.MANUFACTURER_ADMIN)
+NAVIGATION: tuple[NavItem, ...] = (
+    NavItem("precheck.index", _l("Precheck"), (Role.EXPORTER,)),
+    NavItem("requests_ui.index", _l("Requests"), (Role.EXPORTER, *STAFF, Role.PLATFORM_ADMIN)),
+    NavItem("letters_ui.index", _l("Letters"), (Role.EXPORTER, *STAFF, Role.PLATFORM_ADMIN)),
+    NavItem("registry.outlets", _l("Outlets"), STAFF),
+    NavItem("registry.vehicles", _l("Production registry"), STAFF),
+    NavItem("registry.blocks", _l("Negative list"), STAFF),
+    NavItem("registry.coverage", _l("Coverage"), STAFF),
+    NavItem("admin.manufacturers", _l("Manufacturers"), (Role.PLATFORM_ADMIN,)),
+    NavItem("admin.exporters", _l("Exporters"), (Role.PLATFORM_ADMIN,)),
+    NavItem("admin.users", _l("Users"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
+    NavItem("admin.keys", _l("Seal keys"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
+    NavItem("outbox.index", _l("Outbox"), (Role.PLATFORM_ADMIN,)),
+    NavItem("audit_ui.index", _l("Audit trail"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
+    NavItem("verify.verify_form", _l("Verify a letter"), tuple(Role)),
+)
+
+
+def navigation_for(role: Role) -> list[NavItem]:
+    """The menu of a role: the items it may use whose pages exist."""
+    views = current_app.view_functions
+    return [item for item in NAVIGATION if role in item.roles and item.endpoint in views]
+
+
+def _page_context() -> dict[str, Any]:
+    items: list[NavItem] = []
+    if current_user and current_user.is_authenticated:
+        items = navigation_for(current_user.user_role)
+    return {
+        "navigation": items,
+        "languages": LANGUAGES,
+        "current_endpoint": request.endpoint,
+        "has_page": lambda endpoint: endpoint in current_app.view_functions,
+        "role_label": role_label,
+        "get_locale": get_locale,
+    }
+
+
+ROLE_LABELS = {
+    Role.MANUFACTURER_ADMIN: _l("Manufacturer administrator"),
+    Role.AFTERSALES: _l("After-sales"),
+    Role.EXPORTER: _l("Exporter"),
+    Role.REVIEWER: _l("Reviewer"),
+    Role.PLATFORM_ADMIN: _l("Platform administrator"),
+}
+
+
+def role_label(role: str) -> str:
+    """A role's name in the page's language."""
+    try:
+        return str(ROLE_LABELS[Role(role)])
+    except ValueError:
+        return role
+
+
+def register_ui(app: Flask) -> None:
+    from issuer.web.ui.account import account
+    from issuer.web.ui.admin import admin
+    from issuer.web.ui.audit import audit_ui
+    from issuer.web.ui.letters import letters_ui
+    from issuer.web.ui.outbox import outbox
+    from issuer.web.ui.precheck import precheck
+    from issuer.web.ui.registry import registry
+    from issuer.web.ui.requests import requests_ui
+
+    for blueprint in (account, admin, audit_ui, letters_ui, outbox, precheck, registry, requests_ui):
+        app.register_blueprint(blueprint)
+    app.context_processor(_page_context)
