@@ -64,6 +64,7 @@ def _page_context() -> dict[str, Any]:
         "has_page": lambda endpoint: endpoint in current_app.view_functions,
         "role_label": role_label,
         "get_locale": get_locale,
+        "audit_action_label": audit_action_label,
     }
 
 
@@ -74,6 +75,41 @@ ROLE_LABELS = {
     Role.REVIEWER: _l("Reviewer"),
     Role.PLATFORM_ADMIN: _l("Platform administrator"),
 }
+
+
+# Every action the audit trail records (issuer.services.audit), as pages name it.
+AUDIT_ACTIONS = {
+    "user.signed_in": _l("Signed in"),
+    "user.created": _l("User created"),
+    "user.updated": _l("User changed"),
+    "user.deactivated": _l("User deactivated"),
+    "token.created": _l("API token created"),
+    "token.revoked": _l("API token revoked"),
+    "manufacturer.created": _l("Manufacturer created"),
+    "manufacturer.updated": _l("Manufacturer changed"),
+    "manufacturer.seal_image_set": _l("Seal image uploaded"),
+    "exporter.created": _l("Exporter created"),
+    "exporter.blocked": _l("Exporter put on the negative list"),
+    "exporter.unblocked": _l("Exporter taken off the negative list"),
+    "outlet.created": _l("Outlet added"),
+    "outlet.updated": _l("Outlet changed"),
+    "outlets.imported": _l("Outlets imported"),
+    "vehicles.imported": _l("Production registry imported"),
+    "request.submitted": _l("Request submitted"),
+    "request.decided": _l("Request decided"),
+    "letter.issued": _l("Letter issued"),
+    "letter.revoked": _l("Letter revoked"),
+    "letter.superseded": _l("Letter superseded"),
+    "key.generated": _l("Seal key generated"),
+    "key.rotated": _l("Seal key rotated"),
+    "key.imported": _l("CA-issued seal key imported"),
+    "key.used": _l("Seal key used"),
+}
+
+
+def audit_action_label(action: str) -> str:
+    label = AUDIT_ACTIONS.get(action)
+    return str(label) if label is not None else action
 
 
 def role_label(role: str) -> str:
