@@ -66,6 +66,7 @@ def _pdf_answer(data: bytes) -> dict[str, Any]:
         },
         "reasons": list(result.reasons),
         "messages": messages,
+        "signature_problems": list(check.problems),
         "letter": letter_body(result.letter) if result.letter is not None else None,
     }
 
@@ -113,4 +114,9 @@ def verify_upload_page():  # type: ignore[no-untyped-def]
     if not data:
         return render_template("verify/index.html", upload_error=True), 400
     answer = _pdf_answer(data)
-    return render_template("verify/result.html", answer=answer, letter=answer["letter"])
+    from issuer.web.ui import in_language
+
+    findings = [in_language(*VERIFICATION_TEXT[r]) for r in answer["reasons"] if r in VERIFICATION_TEXT]
+    # The seal check's own findings come in English only; they are technical detail.
+    findings.extend(p for p in answer["signature_problems"] if p not in findings)
+    return render_template("verify/result.html", answer=answer, letter=answer["letter"], findings=findings)

@@ -17,6 +17,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from issuer.domain.countries import lookup_country
 from issuer.i18n import LANGUAGES
 from issuer.models import Role
 
@@ -65,6 +66,9 @@ def _page_context() -> dict[str, Any]:
         "role_label": role_label,
         "get_locale": get_locale,
         "audit_action_label": audit_action_label,
+        "letter_status_label": letter_status_label,
+        "in_language": in_language,
+        "country_name": country_name,
     }
 
 
@@ -83,6 +87,9 @@ AUDIT_ACTIONS = {
     "user.created": _l("User created"),
     "user.updated": _l("User changed"),
     "user.deactivated": _l("User deactivated"),
+    "user.reactivated": _l("User reactivated"),
+    "user.password_reset": _l("Password reset by an administrator"),
+    "user.password_changed": _l("Password changed"),
     "token.created": _l("API token created"),
     "token.revoked": _l("API token revoked"),
     "manufacturer.created": _l("Manufacturer created"),
@@ -97,6 +104,7 @@ AUDIT_ACTIONS = {
     "vehicles.imported": _l("Production registry imported"),
     "request.submitted": _l("Request submitted"),
     "request.decided": _l("Request decided"),
+    "request.reopened": _l("Decision undone: the letter could not be issued"),
     "letter.issued": _l("Letter issued"),
     "letter.revoked": _l("Letter revoked"),
     "letter.superseded": _l("Letter superseded"),
@@ -110,6 +118,33 @@ AUDIT_ACTIONS = {
 def audit_action_label(action: str) -> str:
     label = AUDIT_ACTIONS.get(action)
     return str(label) if label is not None else action
+
+
+LETTER_STATUS_LABELS = {
+    "valid": _l("Valid"),
+    "revoked": _l("Revoked"),
+    "expired": _l("Expired"),
+    "superseded": _l("Superseded"),
+    "pending": _l("Being issued"),
+}
+
+
+def letter_status_label(status: str) -> str:
+    label = LETTER_STATUS_LABELS.get(status)
+    return str(label) if label is not None else status
+
+
+def in_language(zh: str, en: str) -> str:
+    """Of a text given in both languages, the one of the page."""
+    return zh if str(get_locale()) == "zh" else en
+
+
+def country_name(code: str) -> str:
+    """A country's short name in the page's language (GB/T 2659 in Chinese), or the code."""
+    country = lookup_country(code) if code else None
+    if country is None:
+        return code
+    return in_language(country.name_zh, country.name_en)
 
 
 def role_label(role: str) -> str:
