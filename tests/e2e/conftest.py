@@ -1,0 +1,189 @@
+"""End-to-end tests: the real app served over HTTP, driven by a real headless Chromium.
+
+The server is ``issuer.create_app`` on a fresh database of each backend (a migrated SQLite file;
+a new PostgreSQL database when TEST_DATABASE_URL is set), served by werkzeug in a thread on
+127.0.0.1. Unlike the other tests it commits for real (the browser and the server share no
+transaction), so it owns its database and the world in it is seeded once per backend through
+the real services. Each test builds the objects it changes itself, so tests do not depend on
+each other's order.
+
+Chromium is Debian's (``/usr/bin/chromium``, installed by scripts/install-system-packages.sh);
+Playwright's own browser download is never used. Screenshots of every main page go to
+``tests/e2e/artifacts/<test>-<step>.png`` (git-ignored), to look at when a test fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from issuer import clock, create_app
+from issuer.config import Settings
+from issuer.db import Database, make_engine
+from issuer.migrate import upgrade
+from tests.conftest import BACKENDS, TEST_DATABASE_URL, TODAY, _create_postgres_database, _drop_postgres_database
+from tests.e2e.support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TIMEOUT_MS,
+    LiveServer,
+    World,
+    _ErrorLog,
+    seed_world,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: drives the real app in headless Chromium (tests/e2e)")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def e2e_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty database of the e2e server alone: it commits for real, so it must not
+    be the one the other tests of this worker roll back in."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('e2e-db') / 'issuer.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    if not TEST_DATABASE_URL:
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests not run")
+    name, url = _create_postgres_database()
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        _drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session")
+def live_server_session(e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    # The port is known only once the socket is bound, and the app needs its public URL (printed
+    # in letters and their QR codes) when it is created: the server starts on a placeholder that
+    # forwards to the app created right after.
+    holder: dict[str, Any] = {}
+
+    def forward(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        return holder["app"](environ, start_response)
+
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, forward, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    settings = Settings(
+        database_url=e2e_database_url,
+        secret_key="e2e-secret-" + uuid.uuid4().hex,
+        keys_dir=tmp_path_factory.mktemp("e2e-keys"),
+        key_passphrase="e2e-passphrase",
+        public_url=url,
+        ratelimit_enabled=False,
+    )
+    database = Database(e2e_database_url)
+    app = create_app(settings, database=database)
+    holder["app"] = app
+    with clock.frozen(TODAY), database.sessions() as session:
+        world = seed_world(session, settings)
+    errors = _ErrorLog()
+    logging.getLogger("issuer").addHandler(errors)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(
+            url=url,
+            app=app,
+            database=database,
+            settings=settings,
+            world=world,
+            backend="postgresql" if e2e_database_url.startswith("postgres") else "sqlite",
+            errors=errors,
+        )
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        logging.getLogger("issuer").removeHandler(errors)
+        database.engine.dispose()
+
+
+@pytest.fixture
+def live_server(live_server_session: LiveServer) -> Iterator[LiveServer]:
+    """The server of this test's backend; the test fails if the server logged an error."""
+    live_server_session.errors.records.clear()
+    yield live_server_session
+    logged = [r.getMessage() + ("\n" + r.exc_text if r.exc_text else "") for r in live_server_session.errors.records]
+    assert not logged, "the server logged errors:\n" + "\n".join(logged)
+
+
+@pytest.fixture
+def world(live_server: LiveServer) -> World:
+    return live_server.world
+
+
+# -- the browser ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright_instance: Playwright) -> Iterator[Browser]:
+    """One Chromium for the whole session; each test gets fresh contexts (cookies, storage)."""
+    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def new_context(chromium: Browser, live_server: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
+    """Opens a new browser context (a separate visitor: own cookies) in English by default."""
+    contexts: list[BrowserContext] = []
+
+    def _open(**options: Any) -> BrowserContext:
+        options.setdefault("locale", "en-US")
+        options.setdefault("extra_http_headers", {"Accept-Language": "en"})
+        options.setdefault("base_url", live_server.url)
+        options.setdefault("accept_downloads", True)
+        context = chromium.new_context(**options)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_context: Callable[..., BrowserContext]) -> Page:
+    return new_context().new_page()
+
+
+@pytest.fixture
+def shoot(request: pytest.FixtureRequest) -> Callable[[Page, str], Path]:
+    """``shoot(page, "verdicts")`` saves tests/e2e/artifacts/<test>-<n>-<step>.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+    counter = iter(range(1, 1000))
+
+    def _shoot(page: Page, step: str) -> Path:
+        path = ARTIFACTS / f"{name}-{next(counter):02d}-{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return _shoot

@@ -1,0 +1,157 @@
+"""What the e2e tests share besides fixtures: Chromium's flags, the seeded world, the live
+server's handle, and signing in through the real login form."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Page
+from sqlalchemy.orm import Session
+
+from issuer.config import Settings
+from issuer.db import Database
+from issuer.models import Exporter, Manufacturer, User
+from issuer.services.keys import generate_key
+from tests import factories
+from tests.conftest import TODAY
+
+CHROMIUM = "/usr/bin/chromium"
+# As root Chromium needs --no-sandbox; the background-networking flags keep it from calling Google.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+PASSWORD = factories.PASSWORD
+REGISTERED_ON = TODAY - dt.timedelta(days=30)  # inside the 180-day window: a letter is needed
+APPLYING_ON = TODAY + dt.timedelta(days=10)
+TIMEOUT_MS = 15_000
+
+
+# Every e2e module starts with this: one xdist worker runs them all (one Chromium, one server per
+# backend), since `make test` runs `pytest -n 2 --dist loadgroup`.
+E2E = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+
+# -- the seeded world ----------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """What every e2e test may rely on. ``maker`` is ready to issue (seal key, registry, outlets in
+    KZ); ``other_maker`` too, with its own WMI, for the split of a mixed spreadsheet."""
+
+    maker: Manufacturer
+    other_maker: Manufacturer
+    exporter: Exporter
+    other_exporter: Exporter
+    exporter_user: User
+    other_exporter_user: User
+    aftersales: User
+    maker_admin: User
+    other_aftersales: User
+    other_maker_admin: User
+    platform_admin: User
+    reviewer: User
+    vins: list[str]  # maker's registry (WMI LGX); each test takes its own with take_vins()
+    other_vins: list[str]  # other_maker's registry (WMI LRW)
+    _taken: dict[str, int] = field(default_factory=dict)
+
+    def take_vins(self, count: int, *, other: bool = False) -> list[str]:
+        """Registered VINs no other test has used (letters cover a VIN once)."""
+        key = "other" if other else "maker"
+        pool = self.other_vins if other else self.vins
+        start = self._taken.get(key, 0)
+        if start + count > len(pool):
+            raise AssertionError(f"the e2e world has too few registered VINs; raise its pool ({key})")
+        self._taken[key] = start + count
+        return pool[start : start + count]
+
+
+def seed_world(session: Session, settings: Settings) -> World:
+    """The world, built through the real services (as an operator would with the CLI)."""
+    maker = factories.manufacturer(session, wmis=("LGX",))
+    other_maker = factories.manufacturer(session, wmis=("LRW",))
+    for m in (maker, other_maker):
+        generate_key(
+            session=session, manufacturer_code=m.code, keys_dir=settings.keys_dir, passphrase=settings.seal_passphrase
+        )
+    vins = factories.random_vins("LGX", 60, seed=41)
+    other_vins = factories.random_vins("LRW", 30, seed=42)
+    factories.register(session, maker, vins)
+    factories.register(session, other_maker, other_vins)
+    factories.outlet(session, maker, code="KZ-ALMATY-1", country="KZ")
+    factories.outlet(session, maker, code="KZ-ASTANA-1", country="KZ")
+    factories.outlet(session, other_maker, code="KZ-OTHER-1", country="KZ")
+    exporter = factories.exporter(session)
+    other_exporter = factories.exporter(session)
+    user = factories.user
+    return World(
+        maker=maker,
+        other_maker=other_maker,
+        exporter=exporter,
+        other_exporter=other_exporter,
+        exporter_user=user(session, "exporter", exporter=exporter),
+        other_exporter_user=user(session, "exporter", exporter=other_exporter),
+        aftersales=user(session, "aftersales", manufacturer=maker),
+        maker_admin=user(session, "manufacturer_admin", manufacturer=maker),
+        other_aftersales=user(session, "aftersales", manufacturer=other_maker),
+        other_maker_admin=user(session, "manufacturer_admin", manufacturer=other_maker),
+        platform_admin=user(session, "platform_admin"),
+        reviewer=user(session, "reviewer"),
+        vins=vins,
+        other_vins=other_vins,
+    )
+
+
+# -- the live server -----------------------------------------------------------------------------
+
+
+class _ErrorLog(logging.Handler):
+    """Collects the errors the server logs (an unexpected exception renders a 500 page)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Flask
+    database: Database
+    settings: Settings
+    world: World
+    backend: str
+    errors: _ErrorLog
+
+    def session(self) -> Session:
+        """A session on the server's database, to build data through the services."""
+        return self.database.sessions()
+
+    def __call__(self, path: str) -> str:
+        return self.url + path
+
+
+def sign_in(page: Page, user: User, password: str = PASSWORD) -> None:
+    """Sign in through the real /login form, by its labels."""
+    page.goto("/login")
+    page.get_by_label("E-mail").fill(user.email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    assert "/login" not in page.url, f"{user.email} could not sign in: {page.url}"
