@@ -173,6 +173,29 @@ def unblock_exporter(
     return block
 
 
+def exporters_asking(session: Session, *, manufacturer_id: int) -> list[Exporter]:
+    """The exporters that have asked the manufacturer for letters, by code: the ones its
+    negative-list form suggests (others are named by their code; exporters are not listed to
+    a manufacturer that has had nothing to do with them)."""
+    from issuer.models import LetterRequest
+
+    asking = select(LetterRequest.exporter_id).where(LetterRequest.manufacturer_id == manufacturer_id)
+    return list(session.scalars(select(Exporter).where(Exporter.id.in_(asking)).order_by(Exporter.code)))
+
+
+def list_blocks(session: Session, *, manufacturer_id: int) -> list[ExporterBlock]:
+    """The manufacturer's negative list with its history: entries in force first, then the
+    lifted ones, newest first within each."""
+    return list(
+        session.scalars(
+            select(ExporterBlock)
+            .where(ExporterBlock.manufacturer_id == manufacturer_id)
+            .options(selectinload(ExporterBlock.exporter))
+            .order_by(ExporterBlock.lifted_at.is_not(None), ExporterBlock.blocked_at.desc(), ExporterBlock.id.desc())
+        )
+    )
+
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_SEAL_IMAGE_BYTES = 2 * 1024 * 1024
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -72,11 +72,16 @@ def import_vehicles(
     manufacturer_code: str,
     path: str | Path,
     skip_invalid: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
     """Load (or update) the manufacturer's production registry from a CSV or XLSX file.
 
     Re-importing updates brand, model and production date; an empty production date (or a file
-    without that column) keeps the date already stored rather than erasing it."""
+    without that column) keeps the date already stored rather than erasing it.
+
+    ``progress(rows_read, line)`` is called every ``BATCH_SIZE`` data rows and once at the end of
+    the file, with the rows read so far (valid or not) and the file line reached, so a page can
+    show how far a long import has got."""
     manufacturer = get_manufacturer(session, manufacturer_code)
     wmis = manufacturer.wmi_values()
     if not wmis:
@@ -91,9 +96,8 @@ def import_vehicles(
     known_dates: dict[str, str] = {"": ""}
 
     def valid_rows() -> Iterator[tuple[str, str, str, str | None]]:
-        for line, (raw_vin, brand, model, produced) in read_rows(
-            path, columns=REGISTRY_COLUMNS, required=("vin", "brand", "model")
-        ):
+        rows = read_rows(path, columns=REGISTRY_COLUMNS, required=("vin", "brand", "model"))
+        for line, (raw_vin, brand, model, produced) in rows if progress is None else _reporting(rows, progress):
             vin = normalise_vin(raw_vin)
             date_text = known_dates.get(produced)
             # The usual row passes every check at once; any other row is diagnosed in full below.
@@ -166,6 +170,20 @@ def import_vehicles(
     result.added, result.updated = added, updated
     result.unchanged = total - added - updated
     return result
+
+
+def _reporting(
+    rows: Iterable[tuple[int, list[str]]], progress: Callable[[int, int], None]
+) -> Iterator[tuple[int, list[str]]]:
+    """Pass the file's rows through, telling ``progress`` every ``BATCH_SIZE`` rows (and at the
+    end) how many were read and which line was reached. Only wraps the loop when asked to, so a
+    plain import pays nothing for it."""
+    count = line = 0
+    for count, (line, cells) in enumerate(rows, start=1):
+        if count % BATCH_SIZE == 0:
+            progress(count, line)
+        yield line, cells
+    progress(count, line)
 
 
 def _batches(rows: Iterator[tuple[str, str, str, str | None]]) -> Iterator[list[tuple[Any, ...]]]:
