@@ -54,11 +54,19 @@ def _project(row: Sequence[str], positions: Sequence[int | None]) -> list[str]:
     return [row[p].strip() if p is not None and p < width else "" for p in positions]
 
 
-def read_rows(path: str | Path, *, columns: Sequence[str], required: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+def read_rows(
+    path: str | Path,
+    *,
+    columns: Sequence[str],
+    required: Sequence[str],
+    max_unpacked_bytes: int | None = None,
+) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line_number, [value per column])`` for every non-empty data row.
 
     Columns are matched by header name, case-insensitively and in any order; extra columns are
     ignored. A file that is neither UTF-8 CSV nor XLSX is refused with a message saying so.
+    ``max_unpacked_bytes`` refuses an XLSX whose parts unpack to more than that (a zip bomb
+    uploaded through a web form), before any part is read.
     """
     path = Path(path)
     if not path.is_file():
@@ -66,10 +74,29 @@ def read_rows(path: str | Path, *, columns: Sequence[str], required: Sequence[st
     with path.open("rb") as probe:
         magic = probe.read(4)
     if magic.startswith(b"PK\x03\x04"):
+        if max_unpacked_bytes is not None:
+            _refuse_large_archive(path, max_unpacked_bytes)
         yield from _read_xlsx(path, columns, required)
     else:
         with path.open("r", encoding="utf-8-sig", newline="") as handle:
             yield from _read_csv(handle, path, columns, required)
+
+
+def _refuse_large_archive(path: Path, limit: int) -> None:
+    """Refuse an XLSX whose parts would unpack to more than ``limit`` bytes. The sizes are the
+    ones the archive declares; zipfile never unpacks a part beyond its declared size."""
+    from zipfile import BadZipFile, ZipFile
+
+    try:
+        with ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (BadZipFile, OSError) as exc:
+        raise ImportRejected(f"{path.name}: not a readable XLSX workbook ({exc})") from exc
+    if unpacked > limit:
+        raise ImportRejected(
+            f"{path.name}: the workbook unpacks to {unpacked // (1024 * 1024)} MB, more than the "
+            f"{limit // (1024 * 1024)} MB allowed; save only the vehicles' sheet, without images"
+        )
 
 
 def _refusing_nul(handle: IO[str], path: Path) -> Iterator[str]:
