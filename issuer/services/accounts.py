@@ -14,12 +14,13 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import Select, false, select
 from sqlalchemy.orm import Session, joinedload
 
 from issuer import clock
-from issuer.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
-from issuer.models import ApiToken, Role, User
+from issuer.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from issuer.models import ApiToken, Exporter, Manufacturer, Role, User
+from issuer.services import audit
 from issuer.services.organisations import get_exporter, get_manufacturer
 
 TOKEN_PREFIX = "isr_"  # noqa: S105 - a public prefix, not a secret
@@ -143,3 +144,268 @@ def authenticate(*, session: Session, email: str, password: str) -> User | None:
 
 
 _DUMMY_HASH = _hasher.hash("no-such-user-password")
+
+
+# -- managing users (the administration pages) -------------------------------------------------
+
+ADMIN_ROLES = (Role.PLATFORM_ADMIN, Role.MANUFACTURER_ADMIN)
+
+
+def assignable_roles(actor: User) -> tuple[Role, ...]:
+    """The roles ``actor`` may give: a platform administrator any; a manufacturer administrator
+    only the staff roles of its own manufacturer (never a platform administrator); others none."""
+    if actor.user_role is Role.PLATFORM_ADMIN:
+        return tuple(Role)
+    if actor.user_role is Role.MANUFACTURER_ADMIN:
+        return (Role.MANUFACTURER_ADMIN, Role.AFTERSALES)
+    return ()
+
+
+def _managed_by(actor: User) -> Select[tuple[User]]:
+    """The users ``actor`` may see and manage — tenant scoping of the users table."""
+    query = select(User)
+    if actor.user_role is Role.PLATFORM_ADMIN:
+        return query
+    if actor.user_role is Role.MANUFACTURER_ADMIN and actor.manufacturer_id is not None:
+        return query.where(User.manufacturer_id == actor.manufacturer_id)
+    return query.where(false())
+
+
+def list_users(session: Session, actor: User) -> list[User]:
+    """The users ``actor`` manages, by e-mail."""
+    query = _managed_by(actor).options(joinedload(User.manufacturer), joinedload(User.exporter)).order_by(User.email)
+    return list(session.scalars(query))
+
+
+def get_user(session: Session, actor: User, user_id: int) -> User:
+    """One user ``actor`` manages; another tenant's user is not found, like a missing one."""
+    user = session.scalar(_managed_by(actor).where(User.id == user_id))
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    return user
+
+
+def _assignable_role(actor: User, role: str) -> Role:
+    try:
+        wanted = Role(role)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise ValidationFailed(f"role {role!r} is not one of {allowed}", details={"role": [allowed]}) from None
+    allowed_roles = assignable_roles(actor)
+    if wanted not in allowed_roles:
+        names = ", ".join(r.value for r in allowed_roles)
+        raise ValidationFailed(
+            f"you may give only these roles: {names}", details={"role": [f"you may give only: {names}"]}
+        )
+    return wanted
+
+
+def create_user_as(
+    *,
+    session: Session,
+    actor: User,
+    email: str,
+    role: str,
+    password: str,
+    manufacturer_code: str | None = None,
+    exporter_code: str | None = None,
+) -> User:
+    """Add a user on behalf of an administrator: a manufacturer administrator adds staff of its
+    own manufacturer only, whatever organisation the form named."""
+    if not assignable_roles(actor):
+        raise Forbidden(f"the role {actor.role} may not add users")
+    _assignable_role(actor, role)
+    if actor.user_role is Role.MANUFACTURER_ADMIN:
+        if actor.manufacturer is None:
+            raise Forbidden("a manufacturer administrator without a manufacturer may not add users")
+        manufacturer_code, exporter_code = actor.manufacturer.code, None
+    return create_user(
+        session=session,
+        email=email,
+        role=role,
+        password=password,
+        manufacturer_code=manufacturer_code or None,
+        exporter_code=exporter_code or None,
+    )
+
+
+def _organisation_for(
+    session: Session, role: Role, manufacturer_code: str | None, exporter_code: str | None
+) -> tuple[Manufacturer | None, Exporter | None]:
+    """The organisation a user of ``role`` belongs to, by the rules of :func:`create_user`."""
+    if role.is_manufacturer_staff:
+        if not manufacturer_code:
+            raise ValidationFailed(f"role {role.value} needs a manufacturer", details={"manufacturer": ["required"]})
+        return get_manufacturer(session, manufacturer_code), None
+    if role is Role.EXPORTER:
+        if not exporter_code:
+            raise ValidationFailed("role exporter needs an exporter", details={"exporter": ["required"]})
+        return None, get_exporter(session, exporter_code)
+    return None, None
+
+
+def update_user(
+    *,
+    session: Session,
+    actor: User,
+    user_id: int,
+    role: str,
+    manufacturer_code: str | None = None,
+    exporter_code: str | None = None,
+) -> User:
+    """Change a user's role (and, for a platform administrator, organisation).
+
+    Nobody changes their own role: an administrator could otherwise lock the last one out by
+    mistake, and a role change should always be a second person's decision."""
+    user = get_user(session, actor, user_id)
+    new_role = _assignable_role(actor, role)
+    if user.id == actor.id and new_role is not user.user_role:
+        message = "you cannot change your own role; ask another administrator"
+        raise ValidationFailed(message, details={"role": [message]})
+    if actor.user_role is Role.MANUFACTURER_ADMIN:
+        manufacturer, exporter = user.manufacturer, None  # staff stay with their manufacturer
+    else:
+        manufacturer, exporter = _organisation_for(session, new_role, manufacturer_code, exporter_code)
+    changes: dict[str, list[str | None]] = {}
+    if new_role.value != user.role:
+        changes["role"] = [user.role, new_role.value]
+    old_manufacturer = user.manufacturer.code if user.manufacturer else None
+    new_manufacturer = manufacturer.code if manufacturer else None
+    if old_manufacturer != new_manufacturer:
+        changes["manufacturer"] = [old_manufacturer, new_manufacturer]
+    old_exporter = user.exporter.code if user.exporter else None
+    new_exporter = exporter.code if exporter else None
+    if old_exporter != new_exporter:
+        changes["exporter"] = [old_exporter, new_exporter]
+    if not changes:
+        return user
+    user.role = new_role.value
+    user.manufacturer = manufacturer
+    user.exporter = exporter
+    session.flush()
+    audit.record(
+        session,
+        action="user.updated",
+        object_type="user",
+        object_id=user.id,
+        actor=actor.email,
+        manufacturer_id=user.manufacturer_id,
+        exporter_id=user.exporter_id,
+        details={"email": user.email, "changes": changes},
+    )
+    session.commit()
+    return user
+
+
+def set_active(*, session: Session, actor: User, user_id: int, active: bool) -> User:
+    """Deactivate or reactivate a user. A deactivated user cannot sign in, its open sessions end
+    at the next page, and its API tokens stop working (``user_for_token`` checks ``active``)."""
+    user = get_user(session, actor, user_id)
+    if user.id == actor.id and not active:
+        raise ValidationFailed("you cannot deactivate your own account; ask another administrator")
+    if user.active == active:
+        return user
+    user.active = active
+    audit.record(
+        session,
+        action="user.reactivated" if active else "user.deactivated",
+        object_type="user",
+        object_id=user.id,
+        actor=actor.email,
+        manufacturer_id=user.manufacturer_id,
+        exporter_id=user.exporter_id,
+        details={"email": user.email},
+    )
+    session.commit()
+    return user
+
+
+def _checked_password(password: str, *, field: str = "password") -> str:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise ValidationFailed(
+            f"the password must have at least {MIN_PASSWORD_CHARS} characters",
+            details={field: [f"at least {MIN_PASSWORD_CHARS} characters"]},
+        )
+    return password
+
+
+def set_password(*, session: Session, actor: User, user_id: int, password: str) -> User:
+    """An administrator sets a new password for a user who lost theirs."""
+    user = get_user(session, actor, user_id)
+    user.password_hash = hash_password(_checked_password(password))
+    audit.record(
+        session,
+        action="user.password_reset",
+        object_type="user",
+        object_id=user.id,
+        actor=actor.email,
+        manufacturer_id=user.manufacturer_id,
+        exporter_id=user.exporter_id,
+        details={"email": user.email},
+    )
+    session.commit()
+    return user
+
+
+def change_password(*, session: Session, user: User, current_password: str, new_password: str) -> User:
+    """A user changes their own password; the current one proves it is them at the keyboard."""
+    if not password_matches(user.password_hash, current_password):
+        raise ValidationFailed(
+            "the current password is wrong", details={"current_password": ["the current password is wrong"]}
+        )
+    user.password_hash = hash_password(_checked_password(new_password, field="new_password"))
+    audit.record(
+        session,
+        action="user.password_changed",
+        object_type="user",
+        object_id=user.id,
+        actor=user.email,
+        manufacturer_id=user.manufacturer_id,
+        exporter_id=user.exporter_id,
+    )
+    session.commit()
+    return user
+
+
+def set_locale(*, session: Session, user: User, locale: str) -> User:
+    """Remember the user's language; pages are shown in it from the next request on."""
+    from issuer.i18n import LANGUAGES
+
+    if locale not in LANGUAGES:
+        allowed = ", ".join(LANGUAGES)
+        raise ValidationFailed(f"language {locale!r} is not one of {allowed}", details={"locale": [allowed]})
+    if user.locale != locale:
+        user.locale = locale
+        session.commit()
+    return user
+
+
+# -- a user's own API tokens -------------------------------------------------------------------
+
+
+def list_tokens(session: Session, user: User) -> list[ApiToken]:
+    """The user's own API tokens, newest first, revoked ones included (they explain a 401)."""
+    query = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    return list(session.scalars(query))
+
+
+def revoke_token(*, session: Session, user: User, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens; another user's token is not found. Revoking twice
+    changes nothing (a double click is not an error)."""
+    token = session.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id))
+    if token is None:
+        raise NotFound(f"no API token with id {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = clock.now_utc()
+        audit.record(
+            session,
+            action="token.revoked",
+            object_type="token",
+            object_id=token.id,
+            actor=user.email,
+            manufacturer_id=user.manufacturer_id,
+            exporter_id=user.exporter_id,
+            details={"prefix": token.prefix, "name": token.name, "email": user.email},
+        )
+        session.commit()
+    return token

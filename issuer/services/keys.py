@@ -179,3 +179,22 @@ def published_keys(session: Session) -> list[dict[str, Any]]:
 
 def certificate_of(key: SealKey) -> x509.Certificate:
     return x509.load_pem_x509_certificate(key.certificate_pem.encode("ascii"))
+
+
+def keys_of(session: Session, manufacturer: Manufacturer) -> list[SealKey]:
+    """Every seal key of the manufacturer, the signing one first, then the retired ones newest first."""
+    query = (
+        select(SealKey)
+        .where(SealKey.manufacturer_id == manufacturer.id)
+        .order_by(SealKey.retired_at.is_not(None), SealKey.created_at.desc(), SealKey.id.desc())
+    )
+    return list(session.scalars(query))
+
+
+def signing_keys(session: Session) -> dict[int, SealKey]:
+    """The current (unretired) key of every manufacturer that has one, by manufacturer id."""
+    current: dict[int, SealKey] = {}
+    query = select(SealKey).where(SealKey.retired_at.is_(None)).order_by(SealKey.created_at, SealKey.id)
+    for key in session.scalars(query):
+        current[key.manufacturer_id] = key  # the newest wins, as in current_key
+    return current
