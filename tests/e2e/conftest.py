@@ -47,6 +47,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: drives the real app in headless Chromium (tests/e2e)")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """Remember each phase's outcome on the test, so fixtures can tell whether it failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def e2e_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated, empty database of the e2e server alone: it commits for real, so it must not
@@ -114,6 +122,9 @@ def live_server_session(e2e_database_url: str, tmp_path_factory: pytest.TempPath
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
+        mail = app.extensions.get("issuer.mail")  # its delivery thread uses the database: end it first
+        if mail is not None:
+            mail.stop()
         logging.getLogger("issuer").removeHandler(errors)
         database.engine.dispose()
 
@@ -150,8 +161,11 @@ def chromium(playwright_instance: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def new_context(chromium: Browser, live_server: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
-    """Opens a new browser context (a separate visitor: own cookies) in English by default."""
+def new_context(
+    request: pytest.FixtureRequest, chromium: Browser, live_server: LiveServer
+) -> Iterator[Callable[..., BrowserContext]]:
+    """Opens a new browser context (a separate visitor: own cookies) in English by default. When
+    the test fails, every page still open is saved as artifacts/<test>-failed-<n>.png."""
     contexts: list[BrowserContext] = []
 
     def _open(**options: Any) -> BrowserContext:
@@ -165,6 +179,13 @@ def new_context(chromium: Browser, live_server: LiveServer) -> Iterator[Callable
         return context
 
     yield _open
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = artifact_name(request.node.name)
+        pages = [page for context in contexts for page in context.pages]
+        for n, page in enumerate(pages, start=1):
+            page.screenshot(path=str(ARTIFACTS / f"{name}-failed-{n}.png"), full_page=True)
     for context in contexts:
         context.close()
 
@@ -174,11 +195,15 @@ def page(new_context: Callable[..., BrowserContext]) -> Page:
     return new_context().new_page()
 
 
+def artifact_name(test_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", test_name).strip("-")
+
+
 @pytest.fixture
 def shoot(request: pytest.FixtureRequest) -> Callable[[Page, str], Path]:
     """``shoot(page, "verdicts")`` saves tests/e2e/artifacts/<test>-<n>-<step>.png."""
     ARTIFACTS.mkdir(exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+    name = artifact_name(request.node.name)
     counter = iter(range(1, 1000))
 
     def _shoot(page: Page, step: str) -> Path:

@@ -148,10 +148,16 @@ class LiveServer:
 
 
 def sign_in(page: Page, user: User, password: str = PASSWORD) -> None:
-    """Sign in through the real /login form, by its labels."""
+    """Sign in through the real /login form, by its labels; then read the pages in English
+    (a user's saved language is Chinese until changed: this clicks the language switch, the way
+    a user would, and the choice is remembered)."""
     page.goto("/login")
     page.get_by_label("E-mail").fill(user.email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
     assert "/login" not in page.url, f"{user.email} could not sign in: {page.url}"
+    if page.locator("html").get_attribute("lang") != "en":
+        page.get_by_role("button", name="English").click()
+        page.wait_for_load_state()
+        assert page.locator("html").get_attribute("lang") == "en", "the language switch did not switch to English"
