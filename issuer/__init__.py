@@ -60,6 +60,9 @@ def register_extensions(app: Flask, settings: Settings, database: Database | Non
         sealer=PadesSealer(),
     )
     register_session_teardown(app)
+    from issuer.services.notifications import init_notifications
+
+    init_notifications(app, settings)  # mail about changes, written with them, sent after commit
     from issuer.i18n import init_babel
 
     init_babel(app)

@@ -333,6 +333,33 @@ def demo() -> None:
         click.echo(f"  {email:<34} {role:<19} {organisation:<10} {password}")
 
 
+# -- mail --------------------------------------------------------------------------------------
+
+mail_group = Group("mail", help="Notifications: the outbox of e-mail.")
+
+
+@mail_group.command("deliver")
+@click.option("--failed", "include_failed", is_flag=True, help="also queue the failed messages again")
+@click.option("--kept", "include_kept", is_flag=True, help="also queue the kept ones (after configuring SMTP)")
+@reports_errors
+def mail_deliver(include_failed: bool, include_kept: bool) -> None:
+    """Deliver the queued messages now, with retries, and print what became of them."""
+    from issuer.services import audit
+    from issuer.services.notifications import MailDispatcher, requeue_messages
+
+    dispatcher: MailDispatcher = current_app.extensions["issuer.mail"]
+    states = [state for state, wanted in (("failed", include_failed), ("kept", include_kept)) if wanted]
+    with audit.acting_as(audit.cli_context()):
+        if states:
+            with _session() as session:
+                click.echo(f"{requeue_messages(session=session, states=states)} message(s) queued again")
+        report = dispatcher.deliver_now()
+    if dispatcher.transport is None:
+        click.echo(f"no SMTP server configured (ISSUER_SMTP_HOST): {report.kept} message(s) kept in the outbox")
+        return
+    click.echo(f"{report.sent} sent, {report.failed} failed (given up), {report.retrying} failed attempt(s) retried")
+
+
 def register_commands(app: Flask) -> None:
     for command in (
         db_group,
@@ -343,6 +370,7 @@ def register_commands(app: Flask) -> None:
         vehicles_group,
         outlets_group,
         keys_group,
+        mail_group,
         verify_command,
         demo,
     ):

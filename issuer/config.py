@@ -23,6 +23,30 @@ class ConfigurationError(RuntimeError):
     """The environment does not describe a usable deployment."""
 
 
+DEFAULT_SMTP_PORT = 587
+SMTP_SECURITY = ("starttls", "ssl", "none")
+DEFAULT_MAIL_FROM = "issuer <no-reply@localhost>"
+
+
+def _port(value: str | None) -> int:
+    if value is None or value.strip() == "":
+        return DEFAULT_SMTP_PORT
+    try:
+        port = int(value.strip())
+    except ValueError:
+        raise ConfigurationError(f"ISSUER_SMTP_PORT must be a port number, not {value!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigurationError(f"ISSUER_SMTP_PORT must be between 1 and 65535, not {port}")
+    return port
+
+
+def _smtp_security(value: str | None) -> str:
+    security = (value or "starttls").strip().lower() or "starttls"
+    if security not in SMTP_SECURITY:
+        raise ConfigurationError(f"ISSUER_SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY)}, not {value!r}")
+    return security
+
+
 def _flag(value: str | None, *, default: bool) -> bool:
     if value is None or value.strip() == "":
         return default
@@ -39,6 +63,13 @@ class Settings:
     ratelimit_enabled: bool = True
     production: bool = False
     max_content_length: int = 10 * 1024 * 1024
+    # Notifications (issuer.services.notifications): without an SMTP host, mail stays in the outbox.
+    smtp_host: str | None = None
+    smtp_port: int = DEFAULT_SMTP_PORT
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_security: str = "starttls"  # one of SMTP_SECURITY
+    mail_from: str = DEFAULT_MAIL_FROM
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -51,6 +82,12 @@ class Settings:
             public_url=(env.get("ISSUER_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
             ratelimit_enabled=_flag(env.get("RATELIMIT_ENABLED"), default=True),
             production=(env.get("ISSUER_ENV") or "").strip().lower() == "production",
+            smtp_host=(env.get("ISSUER_SMTP_HOST") or "").strip() or None,
+            smtp_port=_port(env.get("ISSUER_SMTP_PORT")),
+            smtp_user=env.get("ISSUER_SMTP_USER") or None,
+            smtp_password=env.get("ISSUER_SMTP_PASSWORD") or None,
+            smtp_security=_smtp_security(env.get("ISSUER_SMTP_SECURITY")),
+            mail_from=(env.get("ISSUER_MAIL_FROM") or "").strip() or DEFAULT_MAIL_FROM,
         )
         settings.check()
         return settings

@@ -42,7 +42,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("admin.exporters", _l("Exporters"), (Role.PLATFORM_ADMIN,)),
     NavItem("admin.users", _l("Users"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
     NavItem("admin.keys", _l("Seal keys"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
-    NavItem("outbox.index", _l("Outbox"), (Role.PLATFORM_ADMIN,)),
+    NavItem("outbox.index", _l("Outbox"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
     NavItem("audit_ui.index", _l("Audit trail"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
     NavItem("verify.verify_form", _l("Verify a letter"), tuple(Role)),
 )
@@ -112,6 +112,7 @@ AUDIT_ACTIONS = {
     "key.rotated": _l("Seal key rotated"),
     "key.imported": _l("CA-issued seal key imported"),
     "key.used": _l("Seal key used"),
+    "mail.retried": _l("Mail queued again"),
 }
 
 
