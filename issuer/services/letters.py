@@ -16,12 +16,12 @@ import hmac
 import json
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, selectinload, undefer
 
 from issuer import clock
 from issuer.domain.countries import lookup_country
-from issuer.domain.eligibility import ReasonCode, VehicleDeclaration, Verdict, assess
+from issuer.domain.eligibility import ReasonCode, VehicleAssessment, VehicleDeclaration, Verdict, assess
 from issuer.domain.letter import DestinationSection, LetterContent, LetterOutlet, LetterVehicle, Party
 from issuer.domain.outlets import normalise_brand
 from issuer.domain.vin import normalise_vin
@@ -202,27 +202,7 @@ def decide_request(
 
     today = clock.today_in_china()
     superseded = _superseded_letter(session, request) if request.supersedes_number else None
-    declarations = [
-        VehicleDeclaration(
-            vin=v.vin,
-            brand=v.brand,
-            model=v.model,
-            registration_date=v.registration_date,
-            destination=v.destination,
-            export_transfer_date=v.export_transfer_date,
-        )
-        for v in request.vehicles
-    ]
-    context = assessment_context(
-        session,
-        manufacturer=request.manufacturer,
-        exporter=request.exporter,
-        vehicles=declarations,
-        application_date=request.application_date,
-        today=today,
-        ignore_letter_id=superseded.id if superseded else None,
-    )
-    verdicts = {v.vin: v for v in assess(declarations, context).vehicles}
+    verdicts = verdicts_today(session, request, today=today, superseded=superseded)
 
     if approve == "all_eligible":
         approved = [
@@ -297,6 +277,95 @@ def decide_request(
     return Decision(request=request, letter=letter, approved=approved, rejected=list(rejected))
 
 
+def verdicts_today(
+    session: Session, request: LetterRequest, *, today: dt.date, superseded: Letter | None
+) -> dict[str, VehicleAssessment]:
+    """The verdict of each of the request's vehicles if it were decided today (by VIN): outlets,
+    the registry, other letters and the negative list may have changed since it was filed."""
+    declarations = [
+        VehicleDeclaration(
+            vin=v.vin,
+            brand=v.brand,
+            model=v.model,
+            registration_date=v.registration_date,
+            destination=v.destination,
+            export_transfer_date=v.export_transfer_date,
+        )
+        for v in request.vehicles
+    ]
+    context = assessment_context(
+        session,
+        manufacturer=request.manufacturer,
+        exporter=request.exporter,
+        vehicles=declarations,
+        application_date=request.application_date,
+        today=today,
+        ignore_letter_id=superseded.id if superseded else None,
+    )
+    return {v.vin: v for v in assess(declarations, context).vehicles}
+
+
+def outlets_to_print(
+    session: Session, *, manufacturer: Manufacturer, vehicles: Iterable[tuple[str, str]], today: dt.date
+) -> dict[str, list[Outlet]]:
+    """The outlets a letter issued today prints for these (destination, brand) pairs: per
+    destination, those active today that serve a brand going there, ordered by code."""
+    brands_by_country: dict[str, set[str]] = defaultdict(set)
+    for destination, brand in vehicles:
+        brands_by_country[destination].add(normalise_brand(brand))
+    outlets = session.scalars(
+        select(Outlet)
+        .where(Outlet.manufacturer_id == manufacturer.id, Outlet.country.in_(list(brands_by_country)))
+        .order_by(Outlet.country, Outlet.code)
+    ).all()
+    printed: dict[str, list[Outlet]] = defaultdict(list)
+    for outlet in outlets:
+        coverage = outlet.coverage(outlet.code)
+        if any(coverage.serves(country=outlet.country, brand=b, on=today) for b in brands_by_country[outlet.country]):
+            printed[outlet.country].append(outlet)
+    return printed
+
+
+@dataclass(frozen=True)
+class RequestReview:
+    """What the reviewer of a submitted request needs besides the request: each vehicle's
+    verdict today, and per destination the outlets a letter for the vehicles approvable today
+    would print. ``problem`` says why the request cannot be decided as it stands, if so."""
+
+    verdicts: dict[str, VehicleAssessment]
+    outlets: dict[str, list[Outlet]]
+    problem: str | None = None
+
+
+def review_request(*, session: Session, user: User, request_id: int) -> RequestReview:
+    """Verdicts and printed outlets as ``decide_request`` would compute them now (reads only)."""
+    request = get_request(session=session, user=user, request_id=request_id)
+    today = clock.today_in_china()
+    problem = None
+    superseded = None
+    if request.supersedes_number:
+        try:
+            superseded = _superseded_letter(session, request)
+        except (ValidationFailed, Conflict) as exc:
+            problem = exc.message
+    verdicts = verdicts_today(session, request, today=today, superseded=superseded)
+    approvable = [(v.destination, v.brand) for v in request.vehicles if verdicts[v.vin].verdict is not Verdict.REFUSED]
+    outlets = outlets_to_print(session, manufacturer=request.manufacturer, vehicles=approvable, today=today)
+    return RequestReview(verdicts=verdicts, outlets=dict(outlets), problem=problem)
+
+
+def letter_numbers_of_requests(*, session: Session, request_ids: Sequence[int]) -> dict[int, str]:
+    """The number of the issued letter of each request that has one (a pending one is nobody's)."""
+    if not request_ids:
+        return {}
+    rows = session.execute(
+        select(Letter.request_id, Letter.number).where(
+            Letter.request_id.in_(list(request_ids)), Letter.status != LetterStatus.PENDING.value
+        )
+    )
+    return {request_id: number for request_id, number in rows if request_id is not None}
+
+
 def _pending_letter_of(session: Session, request_id: int) -> Letter | None:
     return session.scalar(
         select(Letter).where(Letter.request_id == request_id, Letter.status == LetterStatus.PENDING.value)
@@ -333,19 +402,10 @@ def _reserve_letter(
         raise ValidationFailed(f"valid_until {valid_until} is before today {today}")
 
     # The outlets printed: per destination, those active today that serve a brand going there.
-    brands_by_country: dict[str, set[str]] = defaultdict(set)
-    for vehicle in chosen:
-        brands_by_country[vehicle.destination].add(normalise_brand(vehicle.brand))
-    outlets = session.scalars(
-        select(Outlet)
-        .where(Outlet.manufacturer_id == manufacturer.id, Outlet.country.in_(list(brands_by_country)))
-        .order_by(Outlet.country, Outlet.code)
-    ).all()
-    printed: dict[str, list[Outlet]] = defaultdict(list)
-    for outlet in outlets:
-        coverage = outlet.coverage(outlet.code)
-        if any(coverage.serves(country=outlet.country, brand=b, on=today) for b in brands_by_country[outlet.country]):
-            printed[outlet.country].append(outlet)
+    printed = outlets_to_print(
+        session, manufacturer=manufacturer, vehicles=[(v.destination, v.brand) for v in chosen], today=today
+    )
+    destinations = {v.destination for v in chosen}
     versions = {
         (v.outlet_id, v.version): v
         for v in session.scalars(
@@ -358,7 +418,7 @@ def _reserve_letter(
     number = allocate_number(session, manufacturer, today.year)
     code = new_verification_code()
     sections = []
-    for country_code in sorted(brands_by_country, key=lambda c: lookup_country(c).name_en if lookup_country(c) else c):
+    for country_code in sorted(destinations, key=lambda c: lookup_country(c).name_en if lookup_country(c) else c):
         country = lookup_country(country_code)
         assert country is not None  # a refused destination cannot be approved  # noqa: S101
         sections.append(
@@ -583,9 +643,36 @@ def get_letter(*, session: Session, user: User, number: str, with_pdf: bool = Fa
     return letter
 
 
-def list_letters(*, session: Session, user: User, limit: int = 50, offset: int = 0) -> list[Letter]:
-    query = _visible_letters(user).order_by(Letter.id.desc()).limit(limit).offset(offset)
+LETTER_FILTERS = ("valid", "expired", "revoked", "superseded")
+
+
+def _with_public_status(query: Any, status: str | None, today: dt.date) -> Any:
+    """Only letters whose :func:`public_status` is ``status`` (None: every status)."""
+    if status is None:
+        return query
+    if status not in LETTER_FILTERS:
+        raise ValidationFailed(f"unknown letter status {status!r}", details={"status": ["unknown status"]})
+    if status in ("revoked", "superseded"):
+        return query.where(Letter.status == status)
+    query = query.where(Letter.status == LetterStatus.VALID.value)
+    if status == "expired":
+        return query.where(Letter.valid_until < today)
+    return query.where(or_(Letter.valid_until.is_(None), Letter.valid_until >= today))
+
+
+def list_letters(
+    *, session: Session, user: User, limit: int = 50, offset: int = 0, status: str | None = None
+) -> list[Letter]:
+    """Issued letters the user may see, newest first; ``status`` filters by the public status."""
+    query = _with_public_status(_visible_letters(user), status, clock.today_in_china())
+    query = query.order_by(Letter.id.desc()).limit(limit).offset(offset)
     return list(session.scalars(query))
+
+
+def count_letters(*, session: Session, user: User, status: str | None = None) -> int:
+    """How many letters :func:`list_letters` would give without a limit (for pagination)."""
+    query = _with_public_status(_visible_letters(user), status, clock.today_in_china())
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def revoke_letter(*, session: Session, user: User, number: str, reason: str) -> Letter:

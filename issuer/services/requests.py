@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, String, any_, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, String, any_, bindparam, case, exists, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload
 
@@ -270,12 +270,31 @@ def visible_requests(session: Session, user: User):  # type: ignore[no-untyped-d
 
 
 def list_requests(
-    *, session: Session, user: User, status: str | None = None, limit: int = 50, offset: int = 0
+    *,
+    session: Session,
+    user: User,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    queue_order: bool = False,
 ) -> list[LetterRequest]:
+    """Requests the user may see, newest first; ``queue_order`` lists them as a review queue
+    instead: the submitted ones first, oldest first (they have waited longest), then the
+    decided ones, most recently decided first."""
     query = visible_requests(session, user)
     if status:
         query = query.where(LetterRequest.status == status)
-    query = query.order_by(LetterRequest.id.desc()).limit(limit).offset(offset)
+    if queue_order:
+        waiting = LetterRequest.status == RequestStatus.SUBMITTED.value
+        query = query.order_by(
+            case((waiting, 0), else_=1),
+            case((waiting, LetterRequest.id), else_=None),
+            LetterRequest.decided_at.desc(),
+            LetterRequest.id.desc(),
+        )
+    else:
+        query = query.order_by(LetterRequest.id.desc())
+    query = query.limit(limit).offset(offset)
     return list(
         session.scalars(query.options(selectinload(LetterRequest.manufacturer), selectinload(LetterRequest.exporter)))
     )
@@ -291,6 +310,15 @@ def get_request(*, session: Session, user: User, request_id: int) -> LetterReque
     if request is None:
         raise NotFound(f"no request {request_id}")
     return request
+
+
+def status_counts(*, session: Session, user: User) -> dict[str, int]:
+    """How many of the requests the user may see are in each status (for the queue's filters)."""
+    visible = visible_requests(session, user).subquery()
+    rows = session.execute(select(visible.c.status, func.count()).group_by(visible.c.status))
+    counts = {status.value: 0 for status in RequestStatus}
+    counts.update({status: count for status, count in rows})
+    return counts
 
 
 def vehicle_counts(*, session: Session, request_ids: Sequence[int]) -> dict[int, int]:
