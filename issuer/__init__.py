@@ -76,6 +76,13 @@ def register_extensions(app: Flask, settings: Settings, database: Database | Non
 
         audit.set_context(audit.AuditContext(actor="anonymous", origin=request.remote_addr or "unknown"))
 
+    @app.teardown_request
+    def end_audit_context(_error: BaseException | None) -> None:
+        # The request's actor must not outlive it in this thread (a test, a reused worker thread).
+        from issuer.services import audit
+
+        audit.set_context(None)
+
 
 def register_blueprints(app: Flask) -> None:
     from issuer.web.api import api

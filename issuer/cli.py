@@ -373,6 +373,7 @@ def register_commands(app: Flask) -> None:
         mail_group,
         verify_command,
         demo,
+        audit_group,
     ):
         app.cli.add_command(command)
 
@@ -571,3 +572,68 @@ def verify_command(file: str, keys_file: str | None) -> None:
             authentic = False
     click.echo(f"AUTHENTIC: {yes_no[authentic].upper()}" + ("" if authentic else f" ({', '.join(reasons)})"))
     sys.exit(0 if authentic else 1)
+
+
+# -- audit trail -------------------------------------------------------------------------------
+
+audit_group = Group("audit", help="The audit trail (append-only, hash-chained).")
+
+
+def _anchor(text: str | None) -> tuple[int, str] | None:
+    if not text:
+        return None
+    seq, _, digest = text.partition(":")
+    if not seq.strip().isdigit() or len(digest.strip()) != 64:
+        fail(f"--anchor {text!r} must be SEQ:HASH as printed by an earlier `issuer audit verify`")
+    return int(seq), digest.strip().lower()
+
+
+@audit_group.command("verify")
+@click.option("--anchor", default=None, help="SEQ:HASH printed by an earlier run, kept outside the database")
+@reports_errors
+def audit_verify(anchor: str | None) -> None:
+    """Recompute the hash chain. Exit 0 when intact, 1 naming every broken entry."""
+    from issuer.services.audit import verify_chain
+
+    anchored = _anchor(anchor)
+    with _session() as session:
+        result = verify_chain(session, anchor=anchored)
+    if result.intact:
+        click.echo(f"{result.entries_checked} entries checked: intact")
+        click.echo(f"head: {result.head_seq}:{result.head_hash}")
+        return
+    click.echo(f"{result.entries_checked} entries checked: BROKEN")
+    for problem in result.problems:
+        click.echo(f"problem: {problem}")
+    sys.exit(1)
+
+
+@audit_group.command("show")
+@click.option("--object", "object_ref", default=None, help="TYPE:ID, e.g. letter:DYAUTO-2026-000001")
+@click.option("--action", default=None, help="e.g. letter.revoked")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@reports_errors
+def audit_show(object_ref: str | None, action: str | None, limit: int) -> None:
+    """Print the newest entries (oldest of them first), optionally of one object or action."""
+    import json
+
+    from sqlalchemy import select
+
+    from issuer.models import AuditEntry
+
+    query = select(AuditEntry)
+    if object_ref:
+        object_type, _, object_id = object_ref.partition(":")
+        if not object_type.strip() or not object_id.strip():
+            fail(f"--object {object_ref!r} must be TYPE:ID, e.g. request:42")
+        query = query.where(AuditEntry.object_type == object_type.strip(), AuditEntry.object_id == object_id.strip())
+    if action:
+        query = query.where(AuditEntry.action == action.strip())
+    with _session() as session:
+        entries = list(session.scalars(query.order_by(AuditEntry.seq.desc()).limit(limit)))
+    for entry in reversed(entries):
+        details = json.dumps(entry.details, ensure_ascii=False, sort_keys=True) if entry.details else ""
+        click.echo(
+            f"{entry.seq:>6} {entry.at:%Y-%m-%d %H:%M:%S}Z {entry.action:<28} "
+            f"{entry.object_type}:{entry.object_id} by {entry.actor} from {entry.origin} {details}".rstrip()
+        )

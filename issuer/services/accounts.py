@@ -91,6 +91,21 @@ def create_user(
         raise Conflict(f"a user with e-mail {email} already exists", details={"email": email})
     user.password_hash = hash_password(password)  # last: hashing is deliberately slow
     session.add(user)
+    session.flush()  # the user's id names it in the audit trail
+    audit.record(
+        session,
+        action="user.created",
+        object_type="user",
+        object_id=user.id,
+        manufacturer_id=user.manufacturer_id,
+        exporter_id=user.exporter_id,
+        details={
+            "email": user.email,
+            "role": user.role,
+            "manufacturer": user.manufacturer.code if user.manufacturer is not None else None,
+            "exporter": user.exporter.code if user.exporter is not None else None,
+        },
+    )
     session.commit()
     return user
 
@@ -107,7 +122,18 @@ def create_token(*, session: Session, email: str, name: str = "") -> str:
     if not user.active:
         raise Conflict(f"user {user.email} is deactivated")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=_digest(token), prefix=token[:12], name=name.strip()[:100]))
+    api_token = ApiToken(user_id=user.id, token_hash=_digest(token), prefix=token[:12], name=name.strip()[:100])
+    session.add(api_token)
+    session.flush()  # the token's id names it in the audit trail (never the token or its digest)
+    audit.record(
+        session,
+        action="token.created",
+        object_type="token",
+        object_id=api_token.id,
+        manufacturer_id=user.manufacturer_id,
+        exporter_id=user.exporter_id,
+        details={"user": user.email, "user_id": user.id, "name": api_token.name},
+    )
     session.commit()
     return token
 

@@ -8,6 +8,12 @@ each stores the hash of the one before and a hash of its own canonical content, 
 "From where" comes from the :class:`AuditContext` of the current request or command (the web
 layer sets the client address, the CLI ``cli``); "who" is the acting user's e-mail, given by the
 service, or the context's actor when the service acts for nobody in particular.
+
+What the chain proves, and what it does not: an entry edited, deleted or inserted by someone
+who bypasses the table's append-only triggers breaks a hash, a link, the numbering or the head.
+The hashes are not keyed, so someone able to rewrite the database could recompute the chain
+from the changed entry on; :func:`verify_chain` with an ``anchor`` (a ``(seq, hash)`` printed
+by an earlier ``issuer audit verify`` and kept outside the database) detects that too.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 
 from issuer import clock
-from issuer.models import GENESIS_HASH, AuditEntry, AuditHead
+from issuer.errors import Forbidden
+from issuer.models import GENESIS_HASH, AuditEntry, AuditHead, Role, User
 
 MAX_ORIGIN_CHARS = 100
 
@@ -61,7 +69,13 @@ def acting_as(context: AuditContext) -> Iterator[None]:
 
 
 def set_context(context: AuditContext | None) -> contextvars.Token[AuditContext | None]:
+    """Set the context from here on (the web layer, per request); returns a token for
+    :func:`reset_context`. ``None`` means a command run on this machine."""
     return _context.set(context)
+
+
+def reset_context(token: contextvars.Token[AuditContext | None]) -> None:
+    _context.reset(token)
 
 
 def current_context() -> AuditContext:
@@ -124,15 +138,23 @@ def record(
 ) -> AuditEntry:
     """Append an entry to the chain in the session's transaction (the caller commits).
 
-    The head row is incremented with UPDATE … RETURNING first: on PostgreSQL that row lock
-    queues concurrent writers until this transaction ends, so the chain never forks."""
+    Call it last before the commit. The head row is incremented with UPDATE … RETURNING: on
+    PostgreSQL that row lock queues concurrent writers until this transaction ends, so the chain
+    never forks and has no gaps. The session's pending changes are flushed first, so the head
+    is always the last lock a transaction takes — two writers can then never deadlock on it —
+    and is held only for the moment up to the commit."""
     context = current_context()
-    seq, prev_hash = session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(last_seq=AuditHead.last_seq + 1)
-        .returning(AuditHead.last_seq, AuditHead.last_hash)
-    ).one()
+    session.flush()
+    try:
+        seq, prev_hash = session.execute(
+            update(AuditHead)
+            .where(AuditHead.id == 1)
+            .values(last_seq=AuditHead.last_seq + 1)
+            .returning(AuditHead.last_seq, AuditHead.last_hash)
+            .execution_options(synchronize_session=False)
+        ).one()
+    except NoResultFound:
+        raise RuntimeError("the audit trail's head row is missing; run `issuer db upgrade`") from None
     entry = AuditEntry(
         seq=seq,
         at=clock.now_utc(),
@@ -148,7 +170,12 @@ def record(
     )
     entry.entry_hash = entry_hash(entry)
     session.add(entry)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=entry.entry_hash))
+    session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(last_hash=entry.entry_hash)
+        .execution_options(synchronize_session=False)
+    )
     for listener in _listeners.get(action, ()):
         listener(session, entry)
     return entry
@@ -169,36 +196,126 @@ def history_of(session: Session, *, object_type: str, object_id: str | int) -> l
 class ChainVerification:
     entries_checked: int = 0
     problems: list[str] = field(default_factory=list)
+    head_seq: int = 0  # the newest entry checked: quote it (with head_hash) as a later anchor
+    head_hash: str = GENESIS_HASH
 
     @property
     def intact(self) -> bool:
         return not self.problems
 
 
-def verify_chain(session: Session) -> ChainVerification:
-    """Recompute the whole chain: every hash, every link, no gaps, and the head at its end."""
+def _head(session: Session) -> tuple[int, str] | None:
+    """The head as stored now (not a possibly stale object of the session)."""
+    row = session.execute(select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def verify_chain(session: Session, *, anchor: tuple[int, str] | None = None) -> ChainVerification:
+    """Recompute the whole chain: every hash, every link, no gaps, and the head at its end.
+
+    The head is read first and the entries up to it are checked, so entries appended meanwhile
+    by other transactions (committed together with the head they moved) are not mistaken for
+    forgeries; an entry beyond the head that no head covers is one. With ``anchor`` — a
+    ``(seq, entry_hash)`` noted earlier outside the database — the entry at ``seq`` must still
+    have that hash, which a chain rewritten from an earlier entry on cannot."""
     result = ChainVerification()
-    expected_seq, expected_prev = 1, GENESIS_HASH
-    rows = session.execute(select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000)).scalars()
-    for entry in rows:
-        result.entries_checked += 1
-        if entry.seq != expected_seq:
-            result.problems.append(
-                f"entries {expected_seq}–{entry.seq - 1} are missing (deleted)"
-                if entry.seq > expected_seq
-                else f"entry {entry.seq} is out of order"
-            )
-        if entry.prev_hash != expected_prev:
-            result.problems.append(f"entry {entry.seq} does not link to the entry before it")
-        if entry_hash(entry) != entry.entry_hash:
-            result.problems.append(f"entry {entry.seq} ({entry.action}) was altered: its hash does not match")
-        expected_seq, expected_prev = entry.seq + 1, entry.entry_hash
-    head = session.get(AuditHead, 1)
+    head = _head(session)
     if head is None:
         result.problems.append("the chain's head row is missing")
-    elif head.last_seq != expected_seq - 1 or head.last_hash != expected_prev:
+        return result
+    head_seq, head_hash = head
+    expected_seq, expected_prev = 1, GENESIS_HASH
+    anchor_seen = False
+    rows = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.seq <= head_seq)
+        .order_by(AuditEntry.seq)
+        # What the database holds now, not what this session recorded or read before.
+        .execution_options(yield_per=1000, populate_existing=True)
+    )
+    for entry in rows:
+        result.entries_checked += 1
+        if entry.seq > expected_seq:
+            missing = (
+                f"entry {expected_seq}" if entry.seq == expected_seq + 1 else f"entries {expected_seq}–{entry.seq - 1}"
+            )
+            result.problems.append(f"{missing} missing (deleted)")
+        if entry.prev_hash != expected_prev:
+            result.problems.append(f"entry {entry.seq} ({entry.action}) does not link to the entry before it")
+        if entry_hash(entry) != entry.entry_hash:
+            result.problems.append(f"entry {entry.seq} ({entry.action}) was altered: its hash does not match")
+        if anchor is not None and entry.seq == anchor[0]:
+            anchor_seen = True
+            if entry.entry_hash != anchor[1]:
+                result.problems.append(
+                    f"entry {entry.seq} ({entry.action}) is not the one anchored: the chain was rewritten"
+                )
+        expected_seq, expected_prev = entry.seq + 1, entry.entry_hash
+    last_seq = expected_seq - 1
+    if last_seq < head_seq:
+        missing = f"entry {head_seq}" if last_seq + 1 == head_seq else f"entries {last_seq + 1}–{head_seq}"
         result.problems.append(
-            f"the chain ends at entry {expected_seq - 1} but its head records entry {head.last_seq}: "
-            "the newest entries were deleted or the head was altered"
+            f"{missing} missing: the newest entries were deleted (the head records entry {head_seq})"
         )
+    elif expected_prev != head_hash:
+        result.problems.append(f"the head does not match entry {last_seq}: the entry or the head was altered")
+    if anchor is not None and not anchor_seen:
+        result.problems.append(f"the anchored entry {anchor[0]} is missing")
+    beyond = session.scalar(select(func.max(AuditEntry.seq)).where(AuditEntry.seq > head_seq))
+    if beyond is not None:
+        now = _head(session)
+        if now is None or beyond > now[0]:
+            result.problems.append(f"entry {beyond} lies beyond the chain's head: it was inserted behind the chain")
+    result.head_seq, result.head_hash = head_seq, head_hash
     return result
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+AUDIT_READERS = (Role.PLATFORM_ADMIN, Role.MANUFACTURER_ADMIN)
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    entries: list[AuditEntry]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def visible_entries(user: User) -> Any:
+    """The entries ``user`` may read: a platform administrator all of them, a manufacturer
+    administrator those of their own manufacturer. Nobody else reads the audit trail."""
+    if user.user_role is Role.PLATFORM_ADMIN:
+        return select(AuditEntry)
+    if user.user_role is Role.MANUFACTURER_ADMIN and user.manufacturer_id is not None:
+        return select(AuditEntry).where(AuditEntry.manufacturer_id == user.manufacturer_id)
+    raise Forbidden(f"the role {user.role} may not read the audit trail")
+
+
+def list_entries(
+    session: Session,
+    user: User,
+    *,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> EntryPage:
+    """One page of the entries ``user`` may read, newest first, optionally of one action or object."""
+    query = visible_entries(user)
+    if action:
+        query = query.where(AuditEntry.action == action.strip())
+    if object_type:
+        query = query.where(AuditEntry.object_type == object_type.strip())
+    if object_id:
+        query = query.where(AuditEntry.object_id == object_id.strip())
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = max(1, page)
+    entries = session.scalars(query.order_by(AuditEntry.seq.desc()).limit(per_page).offset((page - 1) * per_page))
+    return EntryPage(entries=list(entries), page=page, per_page=per_page, total=total)

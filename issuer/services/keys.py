@@ -26,6 +26,7 @@ from issuer.sealing.keys import (
     load_imported_material,
     write_private_key,
 )
+from issuer.services import audit
 from issuer.services.organisations import get_manufacturer
 
 
@@ -70,9 +71,26 @@ def _store(
     return record
 
 
-def _commit_keeping_file_consistent(session: Session, record: SealKey, keys_dir: Path) -> SealKey:
-    """Commit; if the commit fails, remove the key file just written so no orphan stays."""
+def _commit_keeping_file_consistent(
+    session: Session, record: SealKey, keys_dir: Path, *, action: str, retired: SealKey | None = None
+) -> SealKey:
+    """Record the change in the audit trail and commit; if either fails, remove the key file
+    just written so no orphan stays."""
     try:
+        audit.record(
+            session,
+            action=action,
+            object_type="key",
+            object_id=record.kid,
+            manufacturer_id=record.manufacturer_id,
+            details={
+                "algorithm": record.algorithm,
+                "source": record.source,
+                "not_before": record.not_before,
+                "not_after": record.not_after,
+                "retired": retired.kid if retired is not None else None,
+            },
+        )
         session.commit()
     except BaseException:
         session.rollback()
@@ -96,16 +114,16 @@ def generate_key(*, session: Session, manufacturer_code: str, keys_dir: Path, pa
         raise Conflict(f"{manufacturer.code} already has the seal key {existing.kid}; use `issuer keys rotate`")
     material = generate_material(name=manufacturer.name, uscc=manufacturer.uscc, now=clock.now_utc())
     record = _store(session, manufacturer, material, keys_dir=keys_dir, passphrase=passphrase, source="generated")
-    return _commit_keeping_file_consistent(session, record, keys_dir)
+    return _commit_keeping_file_consistent(session, record, keys_dir, action="key.generated")
 
 
 def rotate_key(*, session: Session, manufacturer_code: str, keys_dir: Path, passphrase: str) -> SealKey:
     """Retire the signing key and create a new one; the old one keeps verifying."""
     manufacturer = get_manufacturer(session, manufacturer_code)
-    _retire_current(session, manufacturer)
+    retired = _retire_current(session, manufacturer)
     material = generate_material(name=manufacturer.name, uscc=manufacturer.uscc, now=clock.now_utc())
     record = _store(session, manufacturer, material, keys_dir=keys_dir, passphrase=passphrase, source="generated")
-    return _commit_keeping_file_consistent(session, record, keys_dir)
+    return _commit_keeping_file_consistent(session, record, keys_dir, action="key.rotated", retired=retired)
 
 
 def import_key(
@@ -147,9 +165,9 @@ def import_key(
         raise ValidationFailed(
             f"the certificate subject ({subject}) does not name {manufacturer.code}'s credit code {manufacturer.uscc}"
         )
-    _retire_current(session, manufacturer)
+    retired = _retire_current(session, manufacturer)
     record = _store(session, manufacturer, material, keys_dir=keys_dir, passphrase=passphrase, source="imported")
-    return _commit_keeping_file_consistent(session, record, keys_dir)
+    return _commit_keeping_file_consistent(session, record, keys_dir, action="key.imported", retired=retired)
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -54,6 +54,7 @@ from issuer.rendering.pdf import MissingGlyphs, RenderingError, SealMark, render
 from issuer.sealing.check import SignatureCheck, TrustedKey, check_pdf
 from issuer.sealing.keys import KeyMaterialError, read_private_key
 from issuer.sealing.signer import Sealer, SealingError, SigningKey
+from issuer.services import audit
 from issuer.services.coverage import release_expired
 from issuer.services.keys import certificate_of, current_key
 from issuer.services.requests import assessment_context, get_request
@@ -265,6 +266,22 @@ def decide_request(
                 valid_until=valid_until,
                 superseded=superseded,
             )
+        audit.record(
+            session,
+            action="request.decided",
+            object_type="request",
+            object_id=request.id,
+            actor=user.email,
+            manufacturer_id=request.manufacturer_id,
+            exporter_id=request.exporter_id,
+            details={
+                "status": request.status,
+                "approved": len(approved),
+                "rejected": len(rejected),
+                "note": request.decision_note,
+                "letter": letter.number if letter is not None else None,
+            },
+        )
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -554,7 +571,7 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
             signing_time=now,
         )
     except MissingGlyphs as exc:
-        abandon_letter(session, letter_id)
+        abandon_letter(session, letter_id, reason="missing glyphs")
         characters = "".join(sorted(set(getattr(exc, "characters", "") or "")))
         raise ValidationFailed(
             f"the letter cannot be printed: no installed font has the character(s) {characters!r}; "
@@ -562,7 +579,7 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
             details={"characters": list(characters)},
         ) from None
     except (RenderingError, SealingError, KeyMaterialError) as exc:
-        abandon_letter(session, letter_id)
+        abandon_letter(session, letter_id, reason=f"{type(exc).__name__}: {exc}")
         raise Conflict(f"the letter cannot be sealed: {exc}") from None
 
     letter = session.scalar(select(Letter).where(Letter.id == letter_id).with_for_update())
@@ -578,6 +595,7 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
     letter.sealer = issuance.sealer.name
     letter.issued_at = now
     letter.status = LetterStatus.VALID.value
+    tenant = {"manufacturer_id": letter.manufacturer_id, "exporter_id": letter.exporter_id}
     if letter.supersedes_id is not None:
         old = session.get(Letter, letter.supersedes_id)
         if old is not None and old.status == LetterStatus.VALID.value:
@@ -587,11 +605,46 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
             old.revoked_by = letter.created_by
             old.revocation_reason = f"superseded by {letter.number}"
             session.execute(delete(CoveredVin).where(CoveredVin.letter_id == old.id))
+            audit.record(
+                session,
+                action="letter.superseded",
+                object_type="letter",
+                object_id=old.number,
+                actor=letter.created_by,
+                details={"superseded_by": letter.number},
+                **tenant,
+            )
+    # The decider is the actor of the issue, also when a later call completes the pending letter.
+    audit.record(
+        session,
+        action="letter.issued",
+        object_type="letter",
+        object_id=letter.number,
+        actor=letter.created_by,
+        details={
+            "request": letter.request_id,
+            "vehicles": content.vehicle_count,
+            "valid_until": letter.valid_until,
+            "supersedes": content.supersedes,
+            "pages": letter.page_count,
+            "pdf_sha256": letter.pdf_sha256,
+        },
+        **tenant,
+    )
+    audit.record(
+        session,
+        action="key.used",
+        object_type="key",
+        object_id=kid,
+        actor=letter.created_by,
+        manufacturer_id=letter.manufacturer_id,
+        details={"letter": letter.number, "algorithm": algorithm, "sealer": letter.sealer},
+    )
     session.commit()
     return letter
 
 
-def abandon_letter(session: Session, letter_id: int) -> None:
+def abandon_letter(session: Session, letter_id: int, *, reason: str = "") -> None:
     """Undo a pending letter's reservation: its VINs are free again (or back with the letter
     it was to supersede), the request returns to ``submitted`` undecided, the letter row goes.
     Its number is never reused: the counter has moved on."""
@@ -615,7 +668,18 @@ def abandon_letter(session: Session, letter_id: int) -> None:
             request.decided_at = request.decided_by = request.decision_note = None
             for vehicle in request.vehicles:
                 vehicle.decision = vehicle.decision_reason = None
+    number, request_id = letter.number, letter.request_id
+    tenant = {"manufacturer_id": letter.manufacturer_id, "exporter_id": letter.exporter_id}
     session.delete(letter)
+    # Recorded on the request: the pending letter was never visible, the request's reopening is.
+    audit.record(
+        session,
+        action="request.reopened",
+        object_type="request",
+        object_id=request_id if request_id is not None else number,
+        details={"letter": number, "reason": reason[:300]},
+        **tenant,
+    )
     session.commit()
 
 
@@ -696,6 +760,16 @@ def revoke_letter(*, session: Session, user: User, number: str, reason: str) -> 
     letter.revoked_by = user.email
     letter.revocation_reason = reason
     session.execute(delete(CoveredVin).where(CoveredVin.letter_id == letter.id))
+    audit.record(
+        session,
+        action="letter.revoked",
+        object_type="letter",
+        object_id=letter.number,
+        actor=user.email,
+        manufacturer_id=letter.manufacturer_id,
+        exporter_id=letter.exporter_id,
+        details={"reason": reason},
+    )
     session.commit()
     return letter
 

@@ -21,6 +21,7 @@ from issuer.domain.outlets import parse_brands
 from issuer.errors import Conflict, ImportRejected, NotFound, ValidationFailed
 from issuer.models import Manufacturer, Outlet, OutletVersion
 from issuer.models.outlet import OUTLET_FIELDS
+from issuer.services import audit
 from issuer.services.organisations import get_manufacturer
 from issuer.services.registry import parse_iso_date
 from issuer.services.tabular import read_rows
@@ -159,22 +160,32 @@ def create_outlet(
     outlet.active = cleaned.get("active", True)
     _record_version(outlet, change="created", actor=actor)
     session.add(outlet)
+    audit.record(
+        session,
+        action="outlet.created",
+        object_type="outlet",
+        object_id=code,
+        actor=actor or None,
+        manufacturer_id=manufacturer.id,
+        details={"manufacturer": manufacturer.code, **{k: v for k, v in cleaned.items() if v not in (None, "")}},
+    )
     session.commit()
     return outlet
 
 
-def _apply(outlet: Outlet, cleaned: Mapping[str, Any], *, change: str, actor: str) -> bool:
-    """Apply changed fields; record a new version when anything changed."""
+def _apply(outlet: Outlet, cleaned: Mapping[str, Any], *, change: str, actor: str) -> dict[str, Any]:
+    """Apply changed fields; record a new version when anything changed. Returns the changed
+    fields with their new values (empty, so false, when nothing changed)."""
     changed = {k: v for k, v in cleaned.items() if getattr(outlet, k) != v}
     if not changed:
-        return False
+        return {}
     for name, value in changed.items():
         setattr(outlet, name, value)
     _check_period(outlet)
     outlet.version += 1
     outlet.updated_at = clock.now_utc()
     _record_version(outlet, change=change, actor=actor)
-    return True
+    return changed
 
 
 def update_outlet(
@@ -185,10 +196,20 @@ def update_outlet(
     outlet = find_outlet(session, manufacturer, code)
     cleaned = clean_outlet_fields({k: v for k, v in values.items() if k != "code"}, partial=True)
     try:
-        _apply(outlet, cleaned, change="updated", actor=actor)
+        changed = _apply(outlet, cleaned, change="updated", actor=actor)
     except ValidationFailed:
         session.rollback()
         raise
+    if changed:
+        audit.record(
+            session,
+            action="outlet.updated",
+            object_type="outlet",
+            object_id=outlet.code,
+            actor=actor or None,
+            manufacturer_id=manufacturer.id,
+            details={"manufacturer": manufacturer.code, "version": outlet.version, "changed": changed},
+        )
     session.commit()
     return outlet
 
@@ -250,5 +271,19 @@ def import_outlets(
             result.updated += 1
         else:
             result.unchanged += 1
+    audit.record(
+        session,
+        action="outlets.imported",
+        object_type="manufacturer",
+        object_id=manufacturer.code,
+        actor=actor or None,
+        manufacturer_id=manufacturer.id,
+        details={
+            "file": Path(path).name,
+            "added": result.added,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+        },
+    )
     session.commit()
     return result

@@ -23,6 +23,7 @@ from issuer import clock
 from issuer.domain.vin import has_valid_check_digit, is_well_formed, normalise_vin
 from issuer.errors import ImportRejected
 from issuer.models import RegisteredVehicle
+from issuer.services import audit
 from issuer.services.organisations import get_manufacturer
 from issuer.services.tabular import read_rows
 
@@ -72,6 +73,7 @@ def import_vehicles(
     manufacturer_code: str,
     path: str | Path,
     skip_invalid: bool = False,
+    actor: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
     """Load (or update) the manufacturer's production registry from a CSV or XLSX file.
@@ -166,9 +168,25 @@ def import_vehicles(
             f"{result.rejected} invalid row(s); nothing was imported\n{lines}",
             details=result.as_dict()["errors"],
         )
-    session.commit()
     result.added, result.updated = added, updated
     result.unchanged = total - added - updated
+    audit.record(
+        session,
+        action="vehicles.imported",
+        object_type="manufacturer",
+        object_id=manufacturer.code,
+        actor=actor,
+        manufacturer_id=manufacturer.id,
+        details={
+            "file": Path(path).name,
+            "added": result.added,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "rejected": result.rejected,
+            "skip_invalid": skip_invalid,
+        },
+    )
+    session.commit()
     return result
 
 

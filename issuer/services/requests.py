@@ -25,6 +25,7 @@ from issuer.domain.eligibility import (
     ReasonCode,
     RegistryEntry,
     VehicleDeclaration,
+    Verdict,
     assess,
     split_by_manufacturer,
 )
@@ -40,6 +41,7 @@ from issuer.models import (
     RequestVehicle,
     User,
 )
+from issuer.services import audit
 from issuer.services.coverage import covered_vins
 from issuer.services.organisations import active_block
 from issuer.services.scoping import scoped
@@ -254,6 +256,23 @@ def submit_request(
         for position, (declared, verdict) in enumerate(zip(vehicles, assessment.vehicles, strict=True))
     ]
     session.add(request)
+    session.flush()  # the request's id names it in the audit trail
+    audit.record(
+        session,
+        action="request.submitted",
+        object_type="request",
+        object_id=request.id,
+        actor=user.email,
+        manufacturer_id=manufacturer.id,
+        exporter_id=user.exporter.id,
+        details={
+            "manufacturer": manufacturer.code,
+            "reference": request.reference,
+            "vehicle_count": len(request.vehicles),
+            "eligible": sum(1 for v in assessment.vehicles if v.verdict is Verdict.ELIGIBLE),
+            "supersedes": request.supersedes_number,
+        },
+    )
     session.commit()
     return request, assessment
 
