@@ -25,7 +25,7 @@ from wtforms import DateField, HiddenField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
 from issuer import clock
-from issuer.domain.eligibility import REASON_TEXT, VehicleDeclaration, Verdict
+from issuer.domain.eligibility import REASON_TEXT, ReasonCode, VehicleDeclaration, Verdict
 from issuer.errors import NotFound, ValidationFailed
 from issuer.models import Manufacturer, Role
 from issuer.schemas.requests import MAX_VEHICLES
@@ -122,6 +122,7 @@ class VerdictRow:
     destination: str
     destination_name: str
     verdict: str
+    codes: tuple[str, ...]
     reasons: list[str]
     letter_required: bool
     letter_not_needed_from: dt.date | None
@@ -141,6 +142,12 @@ class Section:
     @property
     def sendable(self) -> int:
         return self.counts[Verdict.ELIGIBLE.value] + self.counts[Verdict.NOT_REQUIRED.value]
+
+    @property
+    def correctable(self) -> int:
+        """Vehicles refused only because a valid letter covers them: a request correcting that
+        letter (``supersedes``) could still get them a new one."""
+        return sum(1 for row in self.rows if row.codes == (ReasonCode.ALREADY_COVERED.value,))
 
 
 @dataclass
@@ -190,6 +197,7 @@ def _report(split: SplitPrecheck, declared: DeclaredList) -> Report:
                     destination=country.alpha2 if country else declaration.destination.strip().upper(),
                     destination_name=_in_language(country.name_zh, country.name_en) if country else "",
                     verdict=verdict.verdict.value,
+                    codes=tuple(r.value for r in verdict.reasons),
                     reasons=_reason_texts(verdict.reasons),
                     letter_required=verdict.letter_required,
                     letter_not_needed_from=verdict.letter_not_needed_from,

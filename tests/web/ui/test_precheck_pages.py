@@ -27,6 +27,7 @@ from issuer.services.tabular import read_rows
 from tests import factories
 from tests.web.conftest import count
 from tests.web.ui.conftest import Browser, csrf_token
+from tests.web.ui.issuing import APPLYING_ON, REGISTERED_ON, build_world, issue_through_page
 
 VIN_ACME = "LGXC74C43S0123456"  # WMI LGX
 VIN_OTHER = "LRWYGCEK7RC654321"  # WMI LRW
@@ -609,3 +610,32 @@ def test_exporter_of_a_blocked_list_sees_why_and_cannot_send(
 
     assert reason_en(ReasonCode.EXPORTER_BLOCKED) in sections(html)["ACME"]
     assert send_forms(html) == {}
+
+
+def test_vehicles_covered_by_a_valid_letter_can_be_sent_as_its_correction(
+    make_browser: Any, session: Session, settings: Any
+) -> None:
+    world = build_world(session, settings)
+    number = issue_through_page(make_browser, world, world.vins[:2])
+    clerk = make_browser(world.exporter_user)
+    pasted = "\n".join(f"{vin}\tExample\tE1\t{REGISTERED_ON.isoformat()}\tKZ" for vin in world.vins[:2])
+
+    html = text_of(check(clerk, pasted, application_date=APPLYING_ON.isoformat()))
+
+    part = sections(html)[world.manufacturer.code]
+    assert reason_en(ReasonCode.ALREADY_COVERED) in part
+    assert "2 of them only because a valid letter already covers them" in part
+    forms = send_forms(html)
+    answer = clerk.post(
+        "/precheck/submit", {**forms[world.manufacturer.code], "supersedes": number.lower()}, form_page="/precheck"
+    )
+    assert answer.status_code == 302, text_of(answer)
+    session.expire_all()
+    correction = session.get(LetterRequest, int(answer.headers["Location"].rsplit("/", 1)[1]))
+    assert correction is not None
+    assert correction.supersedes_number == number
+    assert [v.verdict for v in correction.vehicles] == ["eligible", "eligible"]
+    # Without the letter's number the same part is not sent.
+    again = clerk.post("/precheck/submit", {**forms[world.manufacturer.code], "supersedes": ""}, form_page="/precheck")
+    assert again.status_code == 422
+    assert "every vehicle of this part is refused" in text_of(again)
