@@ -326,3 +326,23 @@ def test_the_decision_form_needs_its_csrf_token(world, make_browser):
     answer = staff.client.post(f"/requests/{request_id}/decision", data={"action": "all_eligible"})
     assert answer.status_code in (400, 422)
     assert letter_of(world.session, request_id) is None
+
+
+def test_reasons_are_explained_in_the_users_language(world, make_browser):
+    request_id = world.file(world.vins[:1], destination="DE")
+    world.exporter_user.locale = "zh"
+    world.session.commit()
+    html = make_browser(world.exporter_user).get(f"/requests/{request_id}").get_data(as_text=True)
+    zh, en = REASON_TEXT[ReasonCode.NO_OUTLET_IN_DESTINATION]
+    assert zh in row_of(html, world.vins[0])
+    assert en not in html
+    assert "德国" in row_of(html, world.vins[0])
+
+
+def test_pressing_enter_in_the_form_decides_nothing(world, make_browser):
+    request_id = world.file(world.vins[:1])
+    staff = make_browser(world.aftersales)
+    answer = decide(staff, request_id, {"action": ""})
+    assert answer.status_code == 422
+    assert "Choose one of the decision buttons." in answer.get_data(as_text=True)
+    assert letter_of(world.session, request_id) is None
