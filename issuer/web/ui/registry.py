@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -603,23 +603,17 @@ def _chart(report: CoverageReport) -> list[ChartRow]:
     for index, item in enumerate(report.countries[:CHART_ROWS_MAX]):
         name = country_name(item.country)
         label = name if len(name) <= 26 else name[:25] + "…"
-        outlets_text = _("%(count)s outlet(s)", count=item.outlets) if item.outlets else _("no outlet")
-        if item.vehicles:
-            title = _(
-                "%(country)s: %(outlets)s active outlet(s); %(vehicles)s vehicle(s) asked for in %(requests)s "
-                "request(s), %(uncovered)s of them without an outlet for their brand.",
-                country=name,
-                outlets=item.outlets,
-                vehicles=item.vehicles,
-                requests=item.requests,
-                uncovered=item.uncovered,
-            )
-            count_text = str(item.vehicles)
-        else:
-            title = _(
-                "%(country)s: %(outlets)s active outlet(s); no vehicle asked for.", country=name, outlets=item.outlets
-            )
-            count_text = ""
+        outlets_text = ngettext("%(num)d outlet", "%(num)d outlets", item.outlets) if item.outlets else _("no outlet")
+        title = _(
+            "%(country)s — active outlets: %(outlets)s · vehicles asked for: %(vehicles)s · requests: %(requests)s"
+            " · without an outlet for their brand: %(uncovered)s",
+            country=name,
+            outlets=item.outlets,
+            vehicles=item.vehicles,
+            requests=item.requests,
+            uncovered=item.uncovered,
+        )
+        count_text = str(item.vehicles) if item.vehicles else ""
         rows.append(
             ChartRow(
                 label=f"{label} ({item.country})",

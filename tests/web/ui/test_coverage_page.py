@@ -155,8 +155,11 @@ def test_the_chart_is_an_inline_svg_sorted_by_demand_with_a_legend_and_labels(
     assert ">no outlet</text>" in russia
     kazakhstan = svg[svg.index("Kazakhstan (KZ)") : svg.index("Thailand (TH)")]
     assert 'class="bar-covered" x="0" y="69" width="200.0"' in kazakhstan
-    assert ">2 outlet(s)</text>" in kazakhstan
-    assert "<title>Russian Federation: 0 active outlet(s); 3 vehicle(s) asked for in 2 request(s), 3 of them" in svg
+    assert ">2 outlets</text>" in kazakhstan
+    assert (
+        "<title>Russian Federation — active outlets: 0 · vehicles asked for: 3 · requests: 2"
+        " · without an outlet for their brand: 3</title>"
+    ) in svg
     # The legend, and nothing loaded from elsewhere.
     assert "Vehicles asked for with an outlet for their brand" in html
     assert "Vehicles asked for without an outlet" in html
