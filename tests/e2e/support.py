@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,11 @@ from sqlalchemy.orm import Session
 
 from issuer.config import Settings
 from issuer.db import Database
+from issuer.domain.eligibility import VehicleDeclaration
 from issuer.models import Exporter, Manufacturer, User
 from issuer.services.keys import generate_key
+from issuer.services.letters import decide_request
+from issuer.services.requests import submit_request
 from tests import factories
 from tests.conftest import TODAY
 
@@ -145,6 +149,50 @@ class LiveServer:
 
     def __call__(self, path: str) -> str:
         return self.url + path
+
+
+def file_request(server: LiveServer, vins: list[str], *, reference: str = "E2E-CONTRACT") -> int:
+    """A request of the world's exporter to its manufacturer, filed through the service (for
+    tests whose subject is another page)."""
+    with server.session() as session:
+        user = session.get(User, server.world.exporter_user.id)
+        assert user is not None
+        request, _ = submit_request(
+            session=session,
+            user=user,
+            manufacturer_code=server.world.maker.code,
+            application_date=APPLYING_ON,
+            reference=reference,
+            vehicles=[VehicleDeclaration(vin, "Example", "E1", REGISTERED_ON, "KZ") for vin in vins],
+        )
+        return request.id
+
+
+def issue_letter(server: LiveServer, vins: list[str]) -> tuple[int, str]:
+    """File a request and approve every eligible vehicle: (request id, letter number).
+
+    Runs in a thread of its own: sealing calls ``asyncio.run``, which cannot run in the test's
+    thread, where Playwright's event loop is running."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_issue_letter, server, vins).result()
+
+
+def _issue_letter(server: LiveServer, vins: list[str]) -> tuple[int, str]:
+    request_id = file_request(server, vins)
+    with server.session() as session:
+        user = session.get(User, server.world.aftersales.id)
+        assert user is not None
+        decision = decide_request(
+            session=session,
+            user=user,
+            request_id=request_id,
+            approve="all_eligible",
+            reject=[],
+            note="",
+            issuance=server.app.extensions["issuer.issuance"],
+        )
+        assert decision.letter is not None
+        return request_id, decision.letter.number
 
 
 def sign_in(page: Page, user: User, password: str = PASSWORD) -> None:
