@@ -49,6 +49,7 @@ class World:
         destinations: dict[str, str] | None = None,
         user: User | None = None,
         reference: str = "CONTRACT-2026-001",
+        supersedes: str | None = None,
     ) -> int:
         """File a request for ``vins`` (default: all) and return its id."""
         destinations = destinations or {}
@@ -69,6 +70,7 @@ class World:
             application_date=APPLYING_ON,
             reference=reference,
             vehicles=vehicles,
+            supersedes=supersedes,
         )
         return letter_request.id
 

@@ -224,3 +224,24 @@ def test_an_expired_letter_is_listed_as_expired(world, make_browser):
         assert number in html
         assert 'class="badge expired"' in html
         assert 'class="badge expired"' in exporter.get(f"/letters/{number}").get_data(as_text=True)
+
+
+def test_a_correction_links_the_superseded_letter_and_its_successor(world, make_browser):
+    old = issue_through_page(make_browser, world, world.vins[:2])
+    request_id = world.file(world.vins[:2], destination="TH", supersedes=old)
+    staff = make_browser(world.aftersales)
+    request_page = staff.get(f"/requests/{request_id}").get_data(as_text=True)
+    assert f'href="/letters/{old}"' in request_page  # "Corrects letter"
+    answer = staff.post(
+        f"/requests/{request_id}/decision", {"action": "all_eligible"}, form_page=f"/requests/{request_id}"
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    new = answer.headers["Location"].rsplit("/", 1)[1]
+
+    old_page = staff.get(f"/letters/{old}").get_data(as_text=True)
+    assert 'class="badge superseded"' in old_page
+    assert f'href="/letters/{new}"' in old_page
+    assert "Letter superseded" in old_page[old_page.index('id="history-heading"') :]
+    new_page = staff.get(f"/letters/{new}").get_data(as_text=True)
+    assert f'href="/letters/{old}"' in new_page
+    assert old in make_browser(world.exporter_user).get("/letters?status=superseded").get_data(as_text=True)
