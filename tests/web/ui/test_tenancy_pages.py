@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from werkzeug.routing import Rule
 
-from issuer.models import ImportJob, ImportState, User
+from issuer.models import ImportJob, ImportState, OutboxMessage, User
 from issuer.services import accounts, audit, organisations, outlets
 from issuer.services.keys import generate_key
 from tests import factories
@@ -90,6 +91,7 @@ class Tenant:
     letter_numbers: list[str] = field(default_factory=list)
     outlet_codes: list[str] = field(default_factory=list)
     import_job_ids: list[int] = field(default_factory=list)
+    outbox_message_ids: list[int] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
 
 
@@ -221,6 +223,12 @@ def _build_tenant(session: Any, settings: Any, client: Any, *, key: str, wmi: st
     session.commit()
     tenant.import_job_ids.append(job.id)
 
+    # The mail about its requests and letters (written by the notifications with each change).
+    tenant.outbox_message_ids = list(
+        session.scalars(select(OutboxMessage.id).where(OutboxMessage.manufacturer_id == maker.id))
+    )
+    assert tenant.outbox_message_ids, "no mail about the tenant's requests was written to the outbox"
+
     letters = [_api(client, "GET", f"/api/v1/letters/{n}", tokens["exporter"]).json for n in tenant.letter_numbers]
     tenant.secrets = {
         maker.code,
@@ -291,6 +299,7 @@ def fill_values(tenant: Tenant) -> dict[tuple[str, str], Any]:
         ("*", "number"): tenant.letter_numbers[0],
         ("*", "job_id"): tenant.import_job_ids[0],
         ("*", "user_id"): tenant.users["aftersales"].id,
+        ("*", "message_id"): tenant.outbox_message_ids[0],
         ("registry.outlet_edit", "code"): tenant.outlet_codes[0],
         ("admin.manufacturer_edit", "code"): tenant.manufacturer.code,
         ("admin.keys_of", "code"): tenant.manufacturer.code,
