@@ -168,6 +168,17 @@ def test_a_letter_from_spreadsheet_to_revocation(
     url = verification_url_in(pdf)
     assert url.startswith(live_server.url + "/verify/"), f"the QR code's address is not this server's: {url}"
 
+    # -- nobody of another tenant sees the request or the letter --------------------------------
+    for outsider in (world.other_aftersales, world.other_exporter_user):
+        other = new_context().new_page()
+        sign_in(other, outsider)
+        for path in (request_path, f"/letters/{number}", f"/letters/{number}/pdf"):
+            answer = other.goto(path)
+            assert answer is not None
+            assert answer.status == 404, f"{outsider.email} opened {path}: {answer.status}"
+            expect(other.get_by_role("main")).not_to_contain_text(world.exporter.name)
+        other.context.close()
+
     # -- a reviewer without an account verifies it: by upload and by the QR code's address -------
     reviewer = new_context().new_page()
     upload_for_verification(reviewer, pdf)

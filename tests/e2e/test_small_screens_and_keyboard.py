@@ -115,6 +115,17 @@ def test_main_pages_fit_a_phone_screen_and_the_menu_opens(
 
     staff = new_context(viewport=PHONE).new_page()
     sign_in(staff, world.aftersales)
+    # The folded menu opens from the keyboard too.
+    staff.goto("/requests")
+    staff_menu = staff.get_by_role("navigation", name="Main")
+    expect(staff_menu.get_by_role("link", name="Outlets")).to_be_hidden()
+    press_until(staff, "Tab", named("Menu"))
+    staff.keyboard.press("Enter")
+    expect(staff_menu.get_by_role("link", name="Outlets")).to_be_visible()
+    press_until(staff, "Tab", named("Outlets"))
+    staff.keyboard.press("Enter")
+    expect(staff.get_by_role("heading", level=1)).to_be_visible()
+    assert staff.url.endswith("/registry/outlets"), staff.url
     for path, what in (
         ("/requests", "the review queue"),
         (f"/requests/{request_id}", "the decided request, as after-sales sees it"),
