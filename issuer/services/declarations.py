@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -129,8 +130,11 @@ class DeclaredList:
 # -- one row ---------------------------------------------------------------------------------
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(ch < " " or ch == "\x7f" for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def declaration_from_cells(line: int | None, cells: Sequence[str]) -> tuple[VehicleDeclaration | None, list[LineError]]:

@@ -108,8 +108,8 @@ def _in_language(zh: str, en: str) -> str:
     return zh if str(get_locale()) == "zh" else en
 
 
-def _reason_texts(reasons: Sequence[str]) -> list[str]:
-    return [_in_language(*REASON_TEXT[reason]) for reason in reasons]  # type: ignore[index]
+def _reason_texts(reasons: Sequence[ReasonCode], *, zh: bool) -> list[str]:
+    return [REASON_TEXT[reason][0 if zh else 1] for reason in reasons]
 
 
 @dataclass
@@ -181,6 +181,7 @@ def _countries_warning(countries: Sequence[str]) -> str:
 
 
 def _report(split: SplitPrecheck, declared: DeclaredList) -> Report:
+    zh = str(get_locale()) == "zh"  # once, not per vehicle: a list may hold 10,000
     sections = []
     for group in split.groups:
         part = [declared.vehicles[i] for i in group.indexes]
@@ -195,10 +196,10 @@ def _report(split: SplitPrecheck, declared: DeclaredList) -> Report:
                     model=declaration.model,
                     registration_date=declaration.registration_date,
                     destination=country.alpha2 if country else declaration.destination.strip().upper(),
-                    destination_name=_in_language(country.name_zh, country.name_en) if country else "",
+                    destination_name=(country.name_zh if zh else country.name_en) if country else "",
                     verdict=verdict.verdict.value,
                     codes=tuple(r.value for r in verdict.reasons),
-                    reasons=_reason_texts(verdict.reasons),
+                    reasons=_reason_texts(verdict.reasons, zh=zh),
                     letter_required=verdict.letter_required,
                     letter_not_needed_from=verdict.letter_not_needed_from,
                 )
@@ -221,7 +222,7 @@ def _report(split: SplitPrecheck, declared: DeclaredList) -> Report:
             vin=vin,
             brand=declared.vehicles[index].brand,
             model=declared.vehicles[index].model,
-            reasons=_reason_texts([reason])
+            reasons=_reason_texts([reason], zh=zh)
             if reason.value != "VIN_NOT_MANUFACTURER"
             else [_("No manufacturer hosted here holds this VIN's WMI (its first characters).")],
         )
@@ -291,7 +292,7 @@ def _page(form: PrecheckForm, *, report: Report | None = None, send_form: SendFo
             report=report,
             send_form=send_form,
             column_help=COLUMN_HELP,
-            verdict_labels=VERDICT_LABELS,
+            verdict_labels={verdict: str(label) for verdict, label in VERDICT_LABELS.items()},
             max_vehicles=MAX_VEHICLES,
             max_upload_mb=declarations.MAX_UPLOAD_BYTES // (1024 * 1024),
         ),

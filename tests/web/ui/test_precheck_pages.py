@@ -639,3 +639,28 @@ def test_vehicles_covered_by_a_valid_letter_can_be_sent_as_its_correction(
     again = clerk.post("/precheck/submit", {**forms[world.manufacturer.code], "supersedes": ""}, form_page="/precheck")
     assert again.status_code == 422
     assert "every vehicle of this part is refused" in text_of(again)
+
+
+def test_list_larger_than_flasks_default_form_limit_is_checked_and_sent_whole(
+    signed_in: Browser, session: Session, acme: Manufacturer
+) -> None:
+    vins = factories.random_vins("LGX", 4_000, seed=3)
+    # Long names make both the pasted text and the send form's list larger than the 500 kB
+    # Flask allows a form field by default (a 10,000-vehicle list is about 1 MB).
+    model = "E1 " + "long model name " * 6
+    pasted = "\n".join(f"{vin}\tExample\t{model}\t2026-06-01\tKZ\t\tshipment 2026-41" for vin in vins)
+    assert len(pasted.encode()) > 500_000
+
+    page = check(signed_in, pasted)
+
+    assert page.status_code == 200, text_of(page)[:2000]
+    html = text_of(page)
+    assert "4000 vehicles checked" in html
+    forms = send_forms(html)
+    assert len(forms["ACME"]["vehicles"]) > 500_000
+    boundary, body = encode_multipart({**forms["ACME"], "supersedes": ""})
+    answer = signed_in.client.post(
+        "/precheck/submit", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+    assert answer.status_code == 302, text_of(answer)[:2000]
+    assert count(session, RequestVehicle) == len(vins)
