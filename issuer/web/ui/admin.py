@@ -169,8 +169,8 @@ def manufacturer_edit(code: str):  # type: ignore[no-untyped-def]
                 if manufacturer.name != old_name and seal_keys.current_key(session, manufacturer) is not None:
                     flash(
                         _(
-                            "The current seal certificate still names the old name. Rotate the seal key "
-                            "so that new letters are sealed under the new name."
+                            "The current seal certificate still names the old name. Rotate the seal key, or "
+                            "import a new CA-issued certificate, so that new letters are sealed under the new name."
                         ),
                         "warning",
                     )

@@ -483,3 +483,25 @@ def test_admin_resets_a_password_of_at_least_the_minimum_length(make_browser, se
     make_browser().sign_in(user, password="brand-new-password")
     entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "user.password_reset")).one()
     assert "brand-new-password" not in str(entry.details)
+
+
+def test_renaming_a_manufacturer_with_a_seal_key_advises_a_rotation(browser, session, settings, platform_admin, maker):
+    from issuer.services.keys import generate_key
+
+    generate_key(
+        session=session, manufacturer_code="ACME", keys_dir=settings.keys_dir, passphrase=settings.seal_passphrase
+    )
+    browser.sign_in(platform_admin)
+    answer = browser.post(
+        "/admin/manufacturers/ACME",
+        {
+            "name": "新名称汽车有限公司",
+            "name_en": maker.name_en,
+            "type": maker.type,
+            "wmis": "LGX",
+            "letter_validity_days": "180",
+        },
+        follow_redirects=True,
+    )
+    assert answer.status_code == 200
+    assert "The current seal certificate still names the old name" in page(answer)
