@@ -86,11 +86,17 @@ def _active_users(session: Session, *, role: Role, manufacturer_id: int | None =
 
 
 def _exporter_recipients(session: Session, request: LetterRequest | None, exporter_id: int) -> list[str]:
-    """The exporter's active users, and the request's submitter (if still active) in any case."""
+    """The exporter's active users, and the request's submitter whatever their role now — if still
+    active and still with that exporter (a user moved to another tenant is not told)."""
     emails = [u.email for u in _active_users(session, role=Role.EXPORTER, exporter_id=exporter_id)]
     if request is not None and request.submitted_by_id is not None:
         submitter = session.get(User, request.submitted_by_id)
-        if submitter is not None and submitter.active and submitter.email not in emails:
+        if (
+            submitter is not None
+            and submitter.active
+            and submitter.exporter_id == exporter_id
+            and submitter.email not in emails
+        ):
             emails.append(submitter.email)
     return emails
 
