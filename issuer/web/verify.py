@@ -98,7 +98,12 @@ def verify_form():  # type: ignore[no-untyped-def]
 def verify_page(number: str):  # type: ignore[no-untyped-def]
     letter = letter_service.verify_by_code(session=db_session(), number=number, code=request.args.get("code", ""))
     if letter is None:
-        return render_template("verify/index.html", not_found=True, number=number), 404
+        # Nothing typed is echoed back but the number: a wrong code and an unknown number must
+        # get the same page (so the language switch returns to the plain form).
+        page = render_template(
+            "verify/index.html", not_found=True, number=number, language_next=url_for("verify.verify_form")
+        )
+        return page, 404
     return render_template("verify/letter.html", letter=letter_body(letter))
 
 
