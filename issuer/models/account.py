@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from enum import StrEnum
 
 from flask_login import UserMixin
@@ -45,7 +46,8 @@ class User(UserMixin, Base):
         ForeignKey("exporters.id", ondelete="CASCADE"), default=None, index=True
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    locale: Mapped[str] = mapped_column(String(10), default="zh")
+    # The language the user chose ("zh" or "en"); until they choose, the browser's preference.
+    locale: Mapped[str | None] = mapped_column(String(10), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     manufacturer: Mapped[Manufacturer | None] = relationship()
@@ -58,6 +60,15 @@ class User(UserMixin, Base):
     @property
     def is_active(self) -> bool:  # Flask-Login: a deactivated user cannot sign in
         return self.active
+
+    def get_id(self) -> str:
+        """The session's user id, bound to the password: changing or resetting the password
+        ends every session signed in with the old one (see ``issuer.web.pages.load_user``)."""
+        return f"{self.id}.{self.session_stamp}"
+
+    @property
+    def session_stamp(self) -> str:
+        return hashlib.sha256(self.password_hash.encode("utf-8")).hexdigest()[:16]
 
 
 class ApiToken(Base):

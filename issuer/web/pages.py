@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import urlsplit
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
@@ -28,10 +29,14 @@ login_manager.session_protection = "strong"
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+    """The session's user, while active and while the password is the one signed in with."""
+    number, _, stamp = user_id.partition(".")
+    if not number.isdigit():
         return None
-    user = db_session().get(User, int(user_id))
-    return user if user is not None and user.active else None
+    user = db_session().get(User, int(number))
+    if user is None or not user.active or not hmac.compare_digest(stamp, user.session_stamp):
+        return None
+    return user
 
 
 def safe_next(target: str | None) -> str:

@@ -70,3 +70,20 @@ def test_session_cookie_is_http_only_and_same_site(client, session):
     assert cookie is not None
     assert cookie.http_only
     assert cookie.same_site == "Lax"
+
+
+def test_a_password_reset_ends_the_sessions_signed_in_with_the_old_password(app, client, session):
+    from issuer.services import accounts
+
+    maker = factories.manufacturer(session)
+    admin = factories.user(session, "manufacturer_admin", manufacturer=maker)
+    clerk = factories.user(session, "aftersales", manufacturer=maker)
+    answer = client.post(
+        "/login", data={"email": clerk.email, "password": factories.PASSWORD, "csrf_token": _csrf(client)}
+    )
+    assert answer.status_code == 302
+    assert client.get("/", follow_redirects=True).request.path != "/login"
+
+    accounts.set_password(session=session, actor=admin, user_id=clerk.id, password="a-brand-new-password")
+
+    assert client.get("/", follow_redirects=True).request.path == "/login"

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, make_response, redirect, render_template, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import login_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -65,7 +67,7 @@ def _render(
         "ui/account/index.html",
         user=user,
         tokens=accounts.list_tokens(db_session(), user),
-        language_form=language_form or LanguageForm(formdata=None, data={"locale": user.locale}),
+        language_form=language_form or LanguageForm(formdata=None, data={"locale": user.locale or str(get_locale())}),
         token_form=token_form or TokenForm(formdata=None),
         password_form=password_form or PasswordChangeForm(formdata=None),
         new_token=new_token,
@@ -145,5 +147,8 @@ def password():  # type: ignore[no-untyped-def]
         db_session().rollback()
         show_service_error(form, error)
         return _render(password_form=form, status=error.http_status)
+    # Sessions are bound to the password (User.get_id): every other session has just ended;
+    # this one is renewed with the new password.
+    login_user(current_user())
     flash(_("Your password is changed."), "success")
     return redirect(url_for("account.index"))
