@@ -146,18 +146,54 @@ def world(live_server: LiveServer) -> World:
 # -- the browser ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def playwright_instance() -> Iterator[Playwright]:
-    with sync_playwright() as playwright:
-        yield playwright
+class _SharedChromium:
+    """One Chromium for a run of consecutive e2e tests, stopped as soon as the next test is not one.
+
+    Playwright's sync API keeps an asyncio event loop running in the test thread for as long as it
+    is started; meanwhile ``asyncio.run`` (which sealing a letter calls) cannot run in that thread.
+    The other tests of this xdist worker seal letters, so Playwright must not outlive the e2e tests.
+    """
+
+    def __init__(self) -> None:
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+
+    def browser(self) -> Browser:
+        if self._browser is None:
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+        return self._browser
+
+    def stop(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
+            self._browser = None
+        if self._playwright is not None:
+            self._playwright.stop()
+            self._playwright = None
 
 
-@pytest.fixture(scope="session")
-def chromium(playwright_instance: Playwright) -> Iterator[Browser]:
-    """One Chromium for the whole session; each test gets fresh contexts (cookies, storage)."""
-    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-    yield browser
-    browser.close()
+_shared = _SharedChromium()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Called for the tests of this folder only: after the last of a run of e2e tests (its
+    contexts already closed), stop Chromium and Playwright's event loop."""
+    if nextitem is None or nextitem.get_closest_marker("e2e") is None:
+        _shared.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _shared.stop()
+
+
+@pytest.fixture
+def chromium() -> Browser:
+    """The shared Chromium; each test gets fresh contexts (cookies, storage) of it."""
+    return _shared.browser()
 
 
 @pytest.fixture
