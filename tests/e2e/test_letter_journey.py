@@ -167,6 +167,8 @@ def test_a_letter_from_spreadsheet_to_revocation(
     assert pdf.read_bytes().startswith(b"%PDF-"), "the download is not a PDF"
     url = verification_url_in(pdf)
     assert url.startswith(live_server.url + "/verify/"), f"the QR code's address is not this server's: {url}"
+    qr_link = exporter.get_by_role("link", name="QR code of the verification address")
+    expect(qr_link).to_have_attribute("href", url)  # the page's QR code says what the letter says
 
     # -- nobody of another tenant sees the request or the letter --------------------------------
     for outsider in (world.other_aftersales, world.other_exporter_user):
