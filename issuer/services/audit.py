@@ -140,9 +140,9 @@ def record(
 
     Call it last before the commit. The head row is incremented with UPDATE … RETURNING: on
     PostgreSQL that row lock queues concurrent writers until this transaction ends, so the chain
-    never forks and has no gaps. The session's pending changes are flushed first, so the head
-    is always the last lock a transaction takes — two writers can then never deadlock on it —
-    and is held only for the moment up to the commit."""
+    never forks and has no gaps. The session's pending changes are flushed first, so when the
+    entries are the last writes before the commit, the head is the last lock the transaction
+    takes — writers then cannot deadlock on it — and it is held only until the commit."""
     context = current_context()
     session.flush()
     try:

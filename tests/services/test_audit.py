@@ -20,7 +20,7 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from issuer.errors import Forbidden
+from issuer.errors import Forbidden, ImportRejected
 from issuer.models import AuditEntry, AuditHead, Letter, SealKey, User
 from issuer.services import audit, keys, organisations, outlets, registry
 from issuer.services.accounts import user_for_token
@@ -539,7 +539,7 @@ def test_a_refused_import_records_nothing(session, tmp_path):
     bad = tmp_path / "registry.csv"
     bad.write_text("vin,brand,model,production_date\nNOT-A-VIN,Example,E1,2025-05-01\n")
 
-    with pytest.raises(Exception, match="nothing was imported"):
+    with pytest.raises(ImportRejected, match="nothing was imported"):
         registry.import_vehicles(session=session, manufacturer_code=maker.code, path=bad)
 
     assert _entries(session, "vehicles.imported", maker.code) == []
