@@ -14,6 +14,7 @@ Playwright's own browser download is never used. Screenshots of every main page 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -24,6 +25,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from issuer import clock, create_app
@@ -36,9 +38,9 @@ from tests.e2e.support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     TIMEOUT_MS,
+    ErrorLog,
     LiveServer,
     World,
-    _ErrorLog,
     seed_world,
 )
 
@@ -103,7 +105,7 @@ def live_server_session(e2e_database_url: str, tmp_path_factory: pytest.TempPath
     holder["app"] = app
     with clock.frozen(TODAY), database.sessions() as session:
         world = seed_world(session, settings)
-    errors = _ErrorLog()
+    errors = ErrorLog()
     logging.getLogger("issuer").addHandler(errors)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
@@ -221,7 +223,8 @@ def new_context(
         name = artifact_name(request.node.name)
         pages = [page for context in contexts for page in context.pages]
         for n, page in enumerate(pages, start=1):
-            page.screenshot(path=str(ARTIFACTS / f"{name}-failed-{n}.png"), full_page=True)
+            with contextlib.suppress(PlaywrightError):  # a crashed page: the failure is reported anyway
+                page.screenshot(path=str(ARTIFACTS / f"{name}-failed-{n}.png"), full_page=True)
     for context in contexts:
         context.close()
 

@@ -1,5 +1,6 @@
 """What the e2e tests share besides fixtures: Chromium's flags, the seeded world, the live
-server's handle, and signing in through the real login form."""
+server's handle, signing in through the real login form, and requests and letters made through
+the services for tests whose subject is another page."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def seed_world(session: Session, settings: Settings) -> World:
 # -- the live server -----------------------------------------------------------------------------
 
 
-class _ErrorLog(logging.Handler):
+class ErrorLog(logging.Handler):
     """Collects the errors the server logs (an unexpected exception renders a 500 page)."""
 
     def __init__(self) -> None:
@@ -141,7 +142,7 @@ class LiveServer:
     settings: Settings
     world: World
     backend: str
-    errors: _ErrorLog
+    errors: ErrorLog
 
     def session(self) -> Session:
         """A session on the server's database, to build data through the services."""
