@@ -37,16 +37,13 @@ from tests.e2e.support import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
+    E2E_GROUP,
     TIMEOUT_MS,
     ErrorLog,
     LiveServer,
     World,
     seed_world,
 )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e2e: drives the real app in headless Chromium (tests/e2e)")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -180,11 +177,16 @@ class _SharedChromium:
 _shared = _SharedChromium()
 
 
+def is_e2e(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("xdist_group")
+    return marker is not None and E2E_GROUP in (*marker.args, *marker.kwargs.values())
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Called for the tests of this folder only: after the last of a run of e2e tests (its
     contexts already closed), stop Chromium and Playwright's event loop."""
-    if nextitem is None or nextitem.get_closest_marker("e2e") is None:
+    if nextitem is None or not is_e2e(nextitem):
         _shared.stop()
 
 
