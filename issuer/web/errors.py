@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext
+from flask_login import current_user as session_user
+from flask_wtf.csrf import CSRFError
 from marshmallow.error_store import SCHEMA
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -64,6 +68,17 @@ def _wants_json() -> bool:
     )
 
 
+def _return_path() -> str:
+    """Where to return after signing in: the page asked for, or, when a form was sent after the
+    session ended (a POST cannot be repeated by a redirect), the page the form was on."""
+    if request.method in ("GET", "HEAD"):
+        return request.full_path.rstrip("?")
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.path.startswith("/"):
+        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    return "/"
+
+
 def error_page(status: int, message: str, headers: Any = None) -> tuple[str, int, Any]:
     """An HTML error page in the site's layout; a plain one if even that cannot be rendered."""
     keep = [(k, v) for k, v in (headers or []) if k.lower() not in ("content-type", "content-length")]
@@ -84,8 +99,16 @@ def register_error_handlers(app: Flask) -> None:
                 details = field_errors(details)
             return error_response(error.http_status, error.code, error.message, details)
         if isinstance(error, Unauthenticated):
-            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+            return redirect(url_for("pages.login", next=_return_path()))
         return error_page(error.http_status, error.message)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):  # type: ignore[no-untyped-def]
+        # A form sent after the session ended carries a token of the old session: sign in again
+        # and come back to the form's page, rather than a bare 400.
+        if not session_user.is_authenticated and request.endpoint != "pages.login":
+            return redirect(url_for("pages.login", next=_return_path()))
+        return error_page(400, gettext("This form has expired. Reload the page and send it again."))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):  # type: ignore[no-untyped-def]

@@ -41,7 +41,13 @@ def load_user(user_id: str) -> User | None:
 
 def safe_next(target: str | None) -> str:
     """Only same-site paths: a link must not bounce the user to another site."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target  # browsers read "/\\host" as "//host"
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("pages.home")
 

@@ -87,3 +87,21 @@ def test_a_password_reset_ends_the_sessions_signed_in_with_the_old_password(app,
     accounts.set_password(session=session, actor=admin, user_id=clerk.id, password="a-brand-new-password")
 
     assert client.get("/", follow_redirects=True).request.path == "/login"
+
+
+def test_login_never_redirects_through_a_backslash_path(client, session):
+    user = factories.user(session, "exporter", exporter=factories.exporter(session))
+    answer = client.post(
+        "/login?next=/\\evil.example/steal",
+        data={"email": user.email, "password": factories.PASSWORD, "csrf_token": _csrf(client)},
+    )
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/"
+
+
+def test_a_form_sent_after_the_session_ended_returns_to_its_page_after_signing_in(client, session):
+    answer = client.post(
+        "/requests/1/decision", data={"action": "all"}, headers={"Referer": "http://localhost/requests/1?x=1"}
+    )
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith("/login?next=/requests/1?x%3D1")

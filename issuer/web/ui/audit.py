@@ -66,7 +66,7 @@ def _page_number() -> int | None:
     return int(raw) if raw.isdigit() and 1 <= int(raw) <= MAX_PAGE else None
 
 
-@audit_ui.get("")
+@audit_ui.route("", methods=["GET", "POST"])
 @requires(Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)
 def index():  # type: ignore[no-untyped-def]
     user = current_user()
@@ -87,7 +87,8 @@ def index():  # type: ignore[no-untyped-def]
     else:
         result = audit.EntryPage(entries=[], page=1, per_page=PER_PAGE, total=0)
     verification = None
-    if user.user_role is Role.PLATFORM_ADMIN and request.args.get("verify") == "1":
+    # Checking reads the whole chain: a POST (with its CSRF token), so no link can set it off.
+    if user.user_role is Role.PLATFORM_ADMIN and request.method == "POST" and request.form.get("verify") == "1":
         verification = audit.verify_chain(session)
     query = {key: value for key, value in filters.items() if value}
     return render_template(
