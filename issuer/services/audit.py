@@ -24,7 +24,7 @@ import getpass
 import hashlib
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,15 +181,56 @@ def record(
     return entry
 
 
-def history_of(session: Session, *, object_type: str, object_id: str | int) -> list[AuditEntry]:
-    """Every entry about one object, oldest first (for the object's page)."""
-    return list(
-        session.scalars(
-            select(AuditEntry)
-            .where(AuditEntry.object_type == object_type, AuditEntry.object_id == str(object_id))
-            .order_by(AuditEntry.seq)
-        )
+HISTORY_LIMIT = 50
+
+
+def history_of(
+    session: Session, *, object_type: str, object_id: str | int, limit: int | None = HISTORY_LIMIT
+) -> list[AuditEntry]:
+    """The newest ``limit`` entries about one object (None: all), oldest first (for the
+    object's page). A user's history grows with every sign-in, so a page never reads it all;
+    :func:`count_history` tells whether there is more (the audit page shows the rest)."""
+    query = (
+        select(AuditEntry)
+        .where(AuditEntry.object_type == object_type, AuditEntry.object_id == str(object_id))
+        .order_by(AuditEntry.seq.desc())
     )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(reversed(session.scalars(query).all()))
+
+
+def count_history(session: Session, *, object_type: str, object_id: str | int) -> int:
+    """How many entries there are about one object."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.object_type == object_type, AuditEntry.object_id == str(object_id))
+        )
+        or 0
+    )
+
+
+ActorKind = str  # "manufacturer" | "exporter" | "platform"
+
+
+def actor_kinds(session: Session, actors: Iterable[str]) -> dict[str, ActorKind]:
+    """The kind of organisation each actor acts for, for showing a history without naming
+    people: the manufacturer's staff, an exporter's user, or the platform (its administrators
+    and commands run on the server). An actor no user has any more is left out."""
+    actors = set(actors)
+    kinds: dict[str, ActorKind] = {actor: "platform" for actor in actors if actor.startswith("cli:")}
+    emails = [actor for actor in actors if actor not in kinds]
+    if emails:
+        for email, role in session.execute(select(User.email, User.role).where(User.email.in_(emails))):
+            if Role(role).is_manufacturer_staff:
+                kinds[email] = "manufacturer"
+            elif Role(role) is Role.EXPORTER:
+                kinds[email] = "exporter"
+            else:
+                kinds[email] = "platform"
+    return kinds
 
 
 @dataclass

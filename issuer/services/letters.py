@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, undefer
+from sqlalchemy.orm import Session, defer, selectinload, undefer
 
 from issuer import clock
 from issuer.domain.countries import lookup_country
@@ -182,7 +182,7 @@ def decide_request(
     """
     request = _staff_request(session, user, request_id, lock=True)
     if request.status != RequestStatus.SUBMITTED:
-        pending = _pending_letter_of(session, request.id)
+        pending = pending_letter_of(session=session, request_id=request.id)
         if pending is not None:
             letter = complete_letter(session=session, letter_id=pending.id, issuance=issuance)
             return Decision(request=request, letter=letter)
@@ -383,7 +383,11 @@ def letter_numbers_of_requests(*, session: Session, request_ids: Sequence[int]) 
     return {request_id: number for request_id, number in rows if request_id is not None}
 
 
-def _pending_letter_of(session: Session, request_id: int) -> Letter | None:
+def pending_letter_of(*, session: Session, request_id: int) -> Letter | None:
+    """The request's letter whose issuance has not finished (reserved, not yet sealed), if any.
+
+    Nobody sees a pending letter as a letter; the request's page shows that it is being issued,
+    and after-sales can finish it (``decide_request`` again completes it with the same number)."""
     return session.scalar(
         select(Letter).where(Letter.request_id == request_id, Letter.status == LetterStatus.PENDING.value)
     )
@@ -729,8 +733,54 @@ def list_letters(
 ) -> list[Letter]:
     """Issued letters the user may see, newest first; ``status`` filters by the public status."""
     query = _with_public_status(_visible_letters(user), status, clock.today_in_china())
-    query = query.order_by(Letter.id.desc()).limit(limit).offset(offset)
+    # The content snapshot (every vehicle and outlet) is not needed for a list: see letter_summaries.
+    query = query.options(defer(Letter.content)).order_by(Letter.id.desc()).limit(limit).offset(offset)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class LetterSummary:
+    """What a row of the letters list shows besides the letter's columns, as printed."""
+
+    manufacturer: str
+    exporter: str
+    reference: str
+    vehicle_count: int
+    destinations: list[str]  # country codes, alphabetical
+
+
+def letter_summaries(*, session: Session, letter_ids: Sequence[int]) -> dict[int, LetterSummary]:
+    """The summaries of these letters by id, without loading their content snapshots: vehicle
+    counts and destinations from letter_vehicles (one grouped query), the printed names and the
+    reference as single fields read out of the snapshot by the database."""
+    if not letter_ids:
+        return {}
+    ids = list(letter_ids)
+    per_destination: dict[int, dict[str, int]] = defaultdict(dict)
+    for letter_id, destination, count in session.execute(
+        select(LetterVehicleRow.letter_id, LetterVehicleRow.destination, func.count())
+        .where(LetterVehicleRow.letter_id.in_(ids))
+        .group_by(LetterVehicleRow.letter_id, LetterVehicleRow.destination)
+    ):
+        per_destination[letter_id][destination] = count
+    rows = session.execute(
+        select(
+            Letter.id,
+            Letter.content[("issuer", "name")].as_string(),
+            Letter.content[("exporter", "name")].as_string(),
+            Letter.content["reference"].as_string(),
+        ).where(Letter.id.in_(ids))
+    )
+    return {
+        letter_id: LetterSummary(
+            manufacturer=manufacturer or "",
+            exporter=exporter or "",
+            reference=reference or "",
+            vehicle_count=sum(per_destination[letter_id].values()),
+            destinations=sorted(per_destination[letter_id]),
+        )
+        for letter_id, manufacturer, exporter, reference in rows
+    }
 
 
 def count_letters(*, session: Session, user: User, status: str | None = None) -> int:

@@ -19,13 +19,19 @@ nothing a server does can fail the action. A failed attempt is retried with a pa
 for an administrator to retry from the outbox page or ``issuer mail deliver --failed``. Without
 an SMTP host, messages are marked ``kept`` and stay in the outbox for administrators to read.
 
+A commit is not the only thing that sends: the thread sweeps the whole queue when it starts (the
+first request a process serves, so mail left queued by a restart goes out) and again every
+``ISSUER_MAIL_SWEEP_SECONDS`` while the process lives, batch after batch until the queue is
+empty; and a commit during a retry pause sends its new mail at once instead of after the pause.
+
 Mail is plain text, Chinese first and English below it, in one message: recipients read either
 language, and a user's page language is not known to be theirs for mail read elsewhere.
 
 App configuration (``app.config``): ``ISSUER_MAIL_INLINE`` delivers synchronously after the
 commit instead of in the thread (default: on when ``TESTING``, since test databases share one
 connection that a thread must not use); ``ISSUER_MAIL_BACKOFF`` the seconds to wait before the
-second and later attempts.
+second and later attempts; ``ISSUER_MAIL_SWEEP_SECONDS`` the period of the sweep (default 60);
+``ISSUER_MAIL_BATCH`` how many messages are read from the queue at a time.
 """
 
 from __future__ import annotations
@@ -68,7 +74,8 @@ MAX_ATTEMPTS = 3
 DEFAULT_BACKOFF: tuple[float, ...] = (10.0, 60.0)  # before the 2nd and the 3rd attempt
 MAX_ERROR_CHARS = 2000
 MAX_LISTED_REJECTIONS = 20  # a decision mail lists at most this many rejected VINs
-DELIVERY_BATCH = 500
+DELIVERY_BATCH = 500  # messages read from the queue at a time; a delivery reads batch after batch
+SWEEP_SECONDS = 60.0  # the thread looks at the queue this often, woken or not
 
 _PENDING = "issuer.mail_pending"  # session.info key: this transaction queued mail
 
@@ -247,12 +254,16 @@ def init_notifications(app: Flask, settings: Settings) -> None:
     its dispatcher, which delivers with the app's own database."""
     for action, listener in LISTENERS.items():
         audit.subscribe(action, listener)
-    app.extensions["issuer.mail"] = MailDispatcher(
+    dispatcher = MailDispatcher(
         database=app.extensions["issuer.db"],
         transport=transport_from(settings),
         mail_from=settings.mail_from,
         config=app.config,
     )
+    app.extensions["issuer.mail"] = dispatcher
+    # The first request a process serves starts the thread, whose first sweep sends what a
+    # restart left queued (a worker forked after create_app starts its own thread here too).
+    app.before_request(dispatcher.start)
 
 
 # -- the texts -----------------------------------------------------------------------------------
@@ -505,38 +516,76 @@ def deliver_pending(
     max_attempts: int = MAX_ATTEMPTS,
     backoff: Sequence[float] = DEFAULT_BACKOFF,
     pause: Callable[[float], bool] = _go_on_after,
-    limit: int = DELIVERY_BATCH,
+    limit: int | None = None,
+    fresh_only: bool = False,
 ) -> DeliveryReport:
-    """Deliver the queued messages (oldest first): each is tried once per round, and the rounds
-    are repeated after ``backoff`` pauses until every message is sent or failed (at most
-    ``max_attempts`` rounds). ``pause(seconds)`` returns False to stop early (the app is
-    shutting down): what is left stays queued. Without a transport, queued messages are kept.
-    Commits after every attempt; never raises for what a mail server does."""
+    """Deliver the queued messages (oldest first), ``limit`` (default ``DELIVERY_BATCH``) at a
+    time, batch after batch until the queue is empty: a queue longer than one batch is not left
+    waiting for the next commit. ``fresh_only`` takes only messages never tried yet.
+
+    Within a batch each message is tried once per round, and the rounds are repeated after
+    ``backoff`` pauses until every message is sent or failed (at most ``max_attempts`` rounds).
+    ``pause(seconds)`` returns False to stop early (the app is shutting down): what is left stays
+    queued. Without a transport, queued messages are kept. Commits after every attempt; never
+    raises for what a mail server does."""
+    batch_size = DELIVERY_BATCH if limit is None else limit
     report = DeliveryReport()
-    ids = list(
-        session.scalars(
-            select(OutboxMessage.id)
-            .where(OutboxMessage.state == MessageState.QUEUED.value)
-            .order_by(OutboxMessage.id)
-            .limit(limit)
+    after_id = 0  # batches follow each other by id, so no message is read twice in one delivery
+    while True:
+        query = select(OutboxMessage.id).where(
+            OutboxMessage.state == MessageState.QUEUED.value, OutboxMessage.id > after_id
         )
-    )
+        if fresh_only:
+            query = query.where(OutboxMessage.attempts == 0)
+        ids = list(session.scalars(query.order_by(OutboxMessage.id).limit(batch_size)))
+        if not ids:
+            session.commit()
+            return report
+        after_id = ids[-1]
+        if not _deliver_batch(
+            session,
+            ids,
+            transport,
+            report,
+            mail_from=mail_from,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            pause=pause,
+        ):
+            return report  # stopping: the rest stays queued
+        if len(ids) < batch_size:
+            return report
+
+
+def _deliver_batch(
+    session: Session,
+    ids: list[int],
+    transport: Transport | None,
+    report: DeliveryReport,
+    *,
+    mail_from: str,
+    max_attempts: int,
+    backoff: Sequence[float],
+    pause: Callable[[float], bool],
+) -> bool:
+    """One batch of :func:`deliver_pending`, counted into ``report``; False when a pause was
+    told to stop."""
     if transport is None:
         if ids:
-            report.kept = session.execute(
+            report.kept += session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(ids), OutboxMessage.state == MessageState.QUEUED.value)
                 .values(state=MessageState.KEPT.value)
                 .execution_options(synchronize_session=False)
             ).rowcount
         session.commit()
-        return report
+        return True
     session.commit()
     for round_number in range(max_attempts):
         if round_number and ids:
             delay = backoff[min(round_number - 1, len(backoff) - 1)] if backoff else 0.0
             if not pause(delay):
-                break
+                return False
         again = []
         for message_id in ids:
             state = _attempt(session, message_id, transport, mail_from=mail_from, max_attempts=max_attempts)
@@ -550,12 +599,18 @@ def deliver_pending(
         ids = again
         if not ids:
             break
-    return report
+    return True
 
 
 class MailDispatcher:
-    """Delivers an app's queued mail after commits: in one background thread (started on first
-    use), or synchronously when the app says ``ISSUER_MAIL_INLINE`` (tests)."""
+    """Delivers an app's queued mail: in one background thread per process (started by the first
+    request or the first commit that queues mail), or synchronously after each such commit when
+    the app says ``ISSUER_MAIL_INLINE`` (tests).
+
+    The thread sweeps the queue when it starts and every ``sweep_seconds`` after its last
+    delivery, so mail queued before a restart, or by a commit whose wake-up was lost, is sent
+    without waiting for the next mail-producing commit. A wake-up during a retry pause sends the
+    messages never tried yet at once; the retries keep their pause."""
 
     def __init__(self, *, database: Any, transport: Transport | None, mail_from: str, config: Mapping[str, Any]):
         self.database = database
@@ -576,6 +631,19 @@ class MailDispatcher:
     def backoff(self) -> tuple[float, ...]:
         return tuple(self._config.get("ISSUER_MAIL_BACKOFF", DEFAULT_BACKOFF))
 
+    @property
+    def sweep_seconds(self) -> float:
+        return float(self._config.get("ISSUER_MAIL_SWEEP_SECONDS", SWEEP_SECONDS))
+
+    @property
+    def batch_size(self) -> int:
+        return int(self._config.get("ISSUER_MAIL_BATCH", DELIVERY_BATCH))
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def wake(self) -> None:
         """Called after a commit that queued mail. Never raises: the change is already done."""
         try:
@@ -587,12 +655,28 @@ class MailDispatcher:
         except Exception:
             log.exception("mail delivery could not be started; the messages stay queued")
 
-    def deliver_now(self, *, pause: Callable[[float], bool] = _go_on_after) -> DeliveryReport:
+    def start(self) -> None:
+        """Start the thread if it is not running (its first act is a sweep of the queue); nothing
+        in inline mode. Cheap once running, so every request may call it. Never raises."""
+        if self.inline or self.running:
+            return
+        try:
+            self._start()
+        except Exception:
+            log.exception("mail delivery could not be started; the messages stay queued")
+
+    def deliver_now(self, *, pause: Callable[[float], bool] = _go_on_after, fresh_only: bool = False) -> DeliveryReport:
         """Deliver what is queued, in a session of its own."""
         with self.database.session() as session:
             try:
                 return deliver_pending(
-                    session, self.transport, mail_from=self.mail_from, backoff=self.backoff, pause=pause
+                    session,
+                    self.transport,
+                    mail_from=self.mail_from,
+                    backoff=self.backoff,
+                    pause=pause,
+                    limit=self.batch_size,
+                    fresh_only=fresh_only,
                 )
             except Exception:
                 session.rollback()
@@ -600,7 +684,7 @@ class MailDispatcher:
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self.running:
                 return
             self._stopping.clear()
             self._thread = threading.Thread(target=self._run, name="issuer-mail", daemon=True)
@@ -608,18 +692,29 @@ class MailDispatcher:
             atexit.register(self.stop)
 
     def _pause(self, seconds: float) -> bool:
-        return not self._stopping.wait(seconds)
+        """A retry pause that a wake-up interrupts to send the new mail (once, without retries of
+        its own: a new message that fails waits for the next sweep), then goes on waiting."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            if self._wakeup.wait(remaining) and not self._stopping.is_set():
+                self._wakeup.clear()
+                try:
+                    self.deliver_now(pause=lambda _seconds: False, fresh_only=True)
+                except Exception:
+                    log.exception("mail delivery failed; the messages stay queued for the next attempt")
+        return False
 
     def _run(self) -> None:
-        while True:
-            self._wakeup.wait()
-            self._wakeup.clear()
+        while not self._stopping.is_set():
+            self._wakeup.clear()  # a wake-up from now on means another delivery
             try:
                 self.deliver_now(pause=self._pause)
             except Exception:
                 log.exception("mail delivery failed; the messages stay queued for the next attempt")
-            if self._stopping.is_set():
-                return
+            self._wakeup.wait(self.sweep_seconds)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Let the thread finish the delivery under way (without further pauses) and end it."""

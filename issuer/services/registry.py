@@ -1,28 +1,40 @@
 """Use cases of the production registry: importing a manufacturer's VINs.
 
-The import streams: rows are read, validated and written in batches inside one transaction, so
-memory stays flat however long the file is. A file with any invalid row changes nothing (unless
-``skip_invalid``); every invalid row is reported with its line number and reason.
+The import streams, so memory stays flat however long the file is. A file with any invalid row
+changes nothing (unless ``skip_invalid``); every invalid row is reported with its line number
+and reason.
+
+It runs in two phases, so it holds the database's write lock only while it writes. SQLite (the
+default database) has a single writer: an import that wrote as it read held that lock for the
+whole file (an XLSX is slow to parse), and every other write meanwhile, a sign-in's audit entry
+included, waited and then failed. So the file is first read and validated with no transaction
+open, the valid rows going, already normalised, to a temporary spool file on disk; only when the
+file is known to be acceptable is the spool written, in one short transaction. All or nothing is
+kept (one transaction, and a refused file writes nothing at all); the price is a temporary file
+about the size of the rows' text, and rows that change in the registry between the two phases
+are simply overwritten by the file, as they would have been a moment later.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from issuer import clock
 from issuer.domain.vin import has_valid_check_digit, is_well_formed, normalise_vin
 from issuer.errors import ImportRejected
-from issuer.models import RegisteredVehicle
+from issuer.models import Manufacturer, RegisteredVehicle
 from issuer.services import audit
 from issuer.services.organisations import get_manufacturer
 from issuer.services.tabular import read_rows
@@ -31,6 +43,12 @@ REGISTRY_COLUMNS = ("vin", "brand", "model", "production_date")
 BATCH_SIZE = 5_000
 MAX_NAME_CHARS = 100
 MAX_KNOWN_DATES = 100_000
+# An XLSX whose parts unpack to more than this is refused before it is parsed (a zip bomb sent
+# through the web form). Measured: a 100,000-row registry written by openpyxl unpacks to about
+# 16 MB (shared strings included), so a million rows is about 160 MB; Excel's own files are of
+# the same order. 1 GiB leaves six times that, for long brand and model names and extra columns,
+# and still refuses a bomb long before it fills the memory.
+MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass
@@ -83,13 +101,18 @@ def import_vehicles(
 
     ``progress(rows_read, line)`` is called every ``BATCH_SIZE`` data rows and once at the end of
     the file, with the rows read so far (valid or not) and the file line reached, so a page can
-    show how far a long import has got."""
+    show how far a long import has got. The reports come from the validation phase; the write
+    phase that follows a valid file is short (see the module's docstring)."""
     manufacturer = get_manufacturer(session, manufacturer_code)
     wmis = manufacturer.wmi_values()
     if not wmis:
         raise ImportRejected(f"manufacturer {manufacturer.code} holds no WMI; add one before importing VINs")
     plain_wmis = frozenset(w.code for w in wmis if not w.plant_code)
     small_wmis = frozenset((w.code, w.plant_code) for w in wmis if w.plant_code)
+    manufacturer_id, manufacturer_label = manufacturer.id, manufacturer.code
+    # End the read transaction: the validation phase holds none (on SQLite in WAL mode, a read
+    # transaction that later writes fails when another write was committed in between).
+    session.commit()
     today = clock.today_in_china()
     result = ImportResult()
     seen: dict[str, int] = {}
@@ -98,7 +121,9 @@ def import_vehicles(
     known_dates: dict[str, str] = {"": ""}
 
     def valid_rows() -> Iterator[tuple[str, str, str, str | None]]:
-        rows = read_rows(path, columns=REGISTRY_COLUMNS, required=("vin", "brand", "model"))
+        rows = read_rows(
+            path, columns=REGISTRY_COLUMNS, required=("vin", "brand", "model"), max_unpacked_bytes=MAX_UNPACKED_BYTES
+        )
         for line, (raw_vin, brand, model, produced) in rows if progress is None else _reporting(rows, progress):
             vin = normalise_vin(raw_vin)
             date_text = known_dates.get(produced)
@@ -123,7 +148,7 @@ def import_vehicles(
                 if not has_valid_check_digit(vin):
                     problems.append(f"VIN {vin} has a wrong check digit (position 9)")
                 if vin[:3] not in plain_wmis and (vin[:3], vin[11:14]) not in small_wmis:
-                    problems.append(f"VIN {vin} does not carry a WMI of {manufacturer.code}")
+                    problems.append(f"VIN {vin} does not carry a WMI of {manufacturer_label}")
                 first = seen.get(vin)
                 if first is not None:
                     problems.append(f"VIN {vin} already appears on line {first}")
@@ -156,27 +181,31 @@ def import_vehicles(
             yield vin, brand, model, production_date.isoformat() if production_date else None
 
     writer = _BULK_WRITERS.get(session.get_bind().dialect.name, _write_sqlite)
-    try:
-        added, updated, total = writer(session, manufacturer.id, valid_rows())
-    except BaseException:
-        session.rollback()
-        raise
-    if result.errors and not skip_invalid:
-        session.rollback()
-        lines = "\n".join(f"line {line}: {message}" for line, message in result.errors)
-        raise ImportRejected(
-            f"{result.rejected} invalid row(s); nothing was imported\n{lines}",
-            details=result.as_dict()["errors"],
-        )
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
+        # Phase 1: read and validate the whole file, writing nothing to the database.
+        csv.writer(spool).writerows(valid_rows())
+        if result.errors and not skip_invalid:
+            lines = "\n".join(f"line {line}: {message}" for line, message in result.errors)
+            raise ImportRejected(
+                f"{result.rejected} invalid row(s); nothing was imported\n{lines}",
+                details=result.as_dict()["errors"],
+            )
+        # Phase 2: the file is acceptable; write its valid rows in one transaction.
+        spool.seek(0)
+        try:
+            added, updated, total = writer(session, manufacturer_id, _spooled(spool))
+        except BaseException:
+            session.rollback()
+            raise
     result.added, result.updated = added, updated
     result.unchanged = total - added - updated
     audit.record(
         session,
         action="vehicles.imported",
         object_type="manufacturer",
-        object_id=manufacturer.code,
+        object_id=manufacturer_label,
         actor=actor,
-        manufacturer_id=manufacturer.id,
+        manufacturer_id=manufacturer_id,
         details={
             "file": Path(path).name,
             "added": result.added,
@@ -204,6 +233,12 @@ def _reporting(
     progress(count, line)
 
 
+def _spooled(spool: IO[str]) -> Iterator[tuple[str, str, str, str | None]]:
+    """The valid rows the validation phase spooled (an empty production date is no date)."""
+    for vin, brand, model, produced in csv.reader(spool):
+        yield vin, brand, model, produced or None
+
+
 def _batches(rows: Iterator[tuple[str, str, str, str | None]]) -> Iterator[list[tuple[Any, ...]]]:
     while batch := list(islice(rows, BATCH_SIZE)):
         yield batch
@@ -225,6 +260,13 @@ def _write_sqlite(
 ) -> tuple[int, int, int]:
     """Upsert batches with ``executemany``; rows whose values did not change are not touched,
     so the cursor's change count is added + updated and the row count tells them apart."""
+    # Take the write lock first (a write as the transaction's first statement waits for the lock
+    # with the busy timeout), so a write committed by another connection before our first read
+    # cannot leave this transaction with a stale snapshot, an error no timeout retries.
+    session.execute(
+        update(Manufacturer).where(Manufacturer.id == manufacturer_id).values(id=Manufacturer.id),
+        execution_options={"synchronize_session": False},
+    )
     before = _count(session, manufacturer_id)
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     changed = total = 0

@@ -82,6 +82,18 @@ def read_rows(
             yield from _read_csv(handle, path, columns, required)
 
 
+def refuse_large_workbook(path: str | Path, limit: int) -> None:
+    """Refuse an XLSX (a zip archive) whose parts unpack to more than ``limit`` bytes, without
+    opening it with openpyxl (which loads the shared strings whole). A CSV passes untouched."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open("rb") as probe:
+        if not probe.read(4).startswith(b"PK\x03\x04"):
+            return
+    _refuse_large_archive(path, limit)
+
+
 def _refuse_large_archive(path: Path, limit: int) -> None:
     """Refuse an XLSX whose parts would unpack to more than ``limit`` bytes. The sizes are the
     ones the archive declares; zipfile never unpacks a part beyond its declared size."""
@@ -95,7 +107,7 @@ def _refuse_large_archive(path: Path, limit: int) -> None:
     if unpacked > limit:
         raise ImportRejected(
             f"{path.name}: the workbook unpacks to {unpacked // (1024 * 1024)} MB, more than the "
-            f"{limit // (1024 * 1024)} MB allowed; save only the vehicles' sheet, without images"
+            f"{limit // (1024 * 1024)} MB allowed; save only the sheet to import, without images"
         )
 
 

@@ -17,6 +17,7 @@ from issuer.models import AuditEntry, Letter, LetterRequest, MessageState, Outbo
 from issuer.services import audit
 from issuer.services.mail import SmtpTransport
 from issuer.services.notifications import deliver_pending
+from tests.conftest import _create_postgres_database, _drop_postgres_database
 from tests.notifications_support import (
     MAIL_FROM,
     MailWorld,
@@ -398,6 +399,133 @@ def test_the_background_thread_delivers_after_the_response_without_making_it_wai
         smtp.handler.release.set()
         dispatcher.stop()
         database.engine.dispose()
+
+
+# -- sweeps: mail that no commit woke the dispatcher for ------------------------------------------
+
+
+@pytest.fixture
+def served_database(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An empty migrated database of the test's backend with real commits, which the dispatcher's
+    thread may use (the shared test connection may not be used by a thread); dropped after."""
+    postgres_name = None
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'served.db'}"
+    else:
+        postgres_name, url = _create_postgres_database()
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        database.engine.dispose()
+        if postgres_name is not None:
+            _drop_postgres_database(postgres_name)
+
+
+def queue_directly(database: Database, count: int, *, first: int = 1) -> None:
+    """Messages written to the queue with no commit hook to wake anyone, as a restart leaves them."""
+    with database.session() as session:
+        session.add_all(
+            OutboxMessage(kind="request.submitted", recipient=f"r{n}@example.test", subject=f"s{n}", body="b")
+            for n in range(first, first + count)
+        )
+        session.commit()
+
+
+def wait_for(condition, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return bool(condition())
+
+
+def states_of(database: Database) -> dict[str, tuple[str, int]]:
+    with database.session() as session:
+        return {m.recipient: (m.state, m.attempts) for m in session.scalars(select(OutboxMessage))}
+
+
+def test_deliver_pending_reads_batch_after_batch_until_the_queue_is_empty(session, smtp):
+    session.add_all(
+        OutboxMessage(kind="request.submitted", recipient=f"r{n}@example.test", subject="s", body="b") for n in range(5)
+    )
+    session.commit()
+
+    report = deliver_pending(
+        session, SmtpTransport(host="127.0.0.1", port=smtp.port, security="none"), mail_from=MAIL_FROM, limit=2
+    )
+
+    assert report.sent == 5
+    assert {m.state for m in outbox(session)} == {MessageState.SENT.value}
+    assert smtp.recipients() == sorted(f"r{n}@example.test" for n in range(5))
+
+
+def test_the_thread_sweeps_mail_queued_before_it_started_and_then_on_its_timer(
+    settings, served_database: Database, smtp
+):
+    """A restart leaves 5 messages queued (more than a batch of 2): the first request the new
+    process serves starts the thread, which sends them all; a message queued later without a
+    wake-up goes out with the next periodic sweep."""
+    queue_directly(served_database, 5)
+    app = make_mail_app(
+        replace(settings, database_url=str(served_database.engine.url)), served_database, port=smtp.port, inline=False
+    )
+    app.config.update(ISSUER_MAIL_BATCH=2, ISSUER_MAIL_SWEEP_SECONDS=0.2)
+    dispatcher = app.extensions["issuer.mail"]
+    try:
+        assert not dispatcher.running
+        assert app.test_client().get("/login").status_code == 200
+        assert wait_for(lambda: {s for s, _ in states_of(served_database).values()} == {MessageState.SENT.value})
+        assert smtp.recipients() == sorted(f"r{n}@example.test" for n in range(1, 6))
+
+        queue_directly(served_database, 1, first=6)
+        assert wait_for(lambda: states_of(served_database)["r6@example.test"] == (MessageState.SENT.value, 1))
+        assert len(smtp.messages) == 6
+    finally:
+        dispatcher.stop()
+
+
+def test_a_testing_app_starts_no_thread_and_no_timer(settings, served_database: Database, smtp):
+    queue_directly(served_database, 1)
+    app = make_mail_app(
+        replace(settings, database_url=str(served_database.engine.url)), served_database, port=smtp.port
+    )
+    assert app.test_client().get("/login").status_code == 200
+    assert not app.extensions["issuer.mail"].running
+    assert states_of(served_database) == {"r1@example.test": (MessageState.QUEUED.value, 0)}
+
+
+def test_new_mail_goes_out_at_once_while_an_older_message_waits_out_its_retry_pause(
+    settings, served_database: Database, smtp
+):
+    queue_directly(served_database, 1)
+    app = make_mail_app(
+        replace(settings, database_url=str(served_database.engine.url)), served_database, port=smtp.port, inline=False
+    )
+    app.config.update(ISSUER_MAIL_BACKOFF=(60.0, 60.0))
+    dispatcher = app.extensions["issuer.mail"]
+    try:
+        with served_database.session() as session:
+            world = build_mail_world(session, settings)
+        smtp.handler.refuse = True
+        client = app.test_client()
+        assert client.get("/login").status_code == 200  # starts the thread: r1 is refused, 60 s pause
+        assert wait_for(lambda: states_of(served_database)["r1@example.test"] == (MessageState.QUEUED.value, 1))
+        smtp.handler.refuse = False
+
+        submit(client, world, world.vins[:1])
+
+        colleagues = sorted([world.aftersales.email, world.aftersales_colleague.email])
+        assert wait_for(lambda: smtp.recipients() == colleagues, seconds=10), "the new mail waited for the pause"
+        states = states_of(served_database)
+        assert {states[email] for email in colleagues} == {(MessageState.SENT.value, 1)}
+        assert states["r1@example.test"] == (MessageState.QUEUED.value, 1)  # its retry keeps its pause
+    finally:
+        dispatcher.stop()
 
 
 # -- configuration -----------------------------------------------------------------------------

@@ -23,12 +23,13 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from issuer.errors import Conflict, IssuerError, NotFound
 from issuer.models import Manufacturer, ManufacturerType, Role, User
 from issuer.models.manufacturer import DEFAULT_LETTER_VALIDITY_DAYS
-from issuer.services import accounts, audit, organisations
+from issuer.services import accounts, organisations
 from issuer.services import keys as seal_keys
 from issuer.web.auth import current_user, requires
 from issuer.web.session import db_session
 from issuer.web.ui import ROLE_LABELS
 from issuer.web.ui.forms import show_service_error
+from issuer.web.ui.history import history_context
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -180,7 +181,7 @@ def manufacturer_edit(code: str):  # type: ignore[no-untyped-def]
         form=form,
         manufacturer=manufacturer,
         type_label=type_label,
-        history=audit.history_of(session, object_type="manufacturer", object_id=manufacturer.code),
+        **history_context(session, current_user(), object_type="manufacturer", object_id=manufacturer.code),
     ), status
 
 
@@ -338,7 +339,7 @@ def _render_user_edit(
         password_form=password_form or PasswordResetForm(formdata=None),
         active_form=active_form or ActiveForm(formdata=None),
         min_password=accounts.MIN_PASSWORD_CHARS,
-        history=audit.history_of(db_session(), object_type="user", object_id=user.id),
+        **history_context(db_session(), actor, object_type="user", object_id=user.id),
     )
     return page, status
 

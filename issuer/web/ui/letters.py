@@ -21,13 +21,13 @@ from issuer import clock
 from issuer.errors import Conflict, ValidationFailed
 from issuer.models import Letter, LetterStatus, Role
 from issuer.rendering.qr import verification_qr
-from issuer.services import audit
 from issuer.services import letters as letter_service
 from issuer.services.letters import LETTER_FILTERS, MAX_REASON_CHARS
 from issuer.web.auth import current_user, requires
 from issuer.web.letters import letter_body
 from issuer.web.session import db_session
 from issuer.web.ui.forms import show_service_error
+from issuer.web.ui.history import history_context, sees_full_history
 from issuer.web.ui.requests import PER_PAGE, destination_name, label, page_number, pagination
 
 letters_ui = Blueprint("letters_ui", __name__, url_prefix="/letters")
@@ -43,17 +43,16 @@ STATUS_LABELS = {
 }
 
 
-def _summary(letter: Letter) -> dict[str, Any]:
-    """A row of the list, from the letter's content snapshot."""
-    sections = letter.content.get("destinations", [])
+def _summary(letter: Letter, summary: letter_service.LetterSummary) -> dict[str, Any]:
+    """A row of the list: the letter's columns and its summary (never its whole content)."""
     return {
         "number": letter.number,
         "status": letter_service.public_status(letter, clock.today_in_china()),
-        "manufacturer": letter.content.get("issuer", {}).get("name", ""),
-        "exporter": letter.content.get("exporter", {}).get("name", ""),
-        "reference": letter.content.get("reference", ""),
-        "vehicle_count": sum(len(s.get("vehicles", [])) for s in sections),
-        "destinations": [destination_name(s["country"]) for s in sections],
+        "manufacturer": summary.manufacturer,
+        "exporter": summary.exporter,
+        "reference": summary.reference,
+        "vehicle_count": summary.vehicle_count,
+        "destinations": sorted((destination_name(code) for code in summary.destinations), key=str.casefold),
         "issued_on": letter.issued_on,
         "valid_until": letter.valid_until,
     }
@@ -73,11 +72,12 @@ def index():  # type: ignore[no-untyped-def]
     rows = letter_service.list_letters(
         session=session, user=user, status=status, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
     )
+    summaries = letter_service.letter_summaries(session=session, letter_ids=[letter.id for letter in rows])
     filters = [{"value": value, "label": str(text)} for value, text in STATUS_LABELS.items()]
     filters.append({"value": "all", "label": _("All")})
     return render_template(
         "ui/letters/index.html",
-        rows=[_summary(letter) for letter in rows],
+        rows=[_summary(letter, summaries[letter.id]) for letter in rows],
         filters=filters,
         status=wanted,
         status_label=lambda s: label(STATUS_LABELS, s),
@@ -92,6 +92,7 @@ def _letter_page(letter: Letter, template: str, *, body: dict[str, Any] | None =
         letter=body,
         status_label=label(STATUS_LABELS, body["status"]),
         may_revoke=current_user().user_role in REVOKERS and letter.status == LetterStatus.VALID.value,
+        viewer_is_staff=sees_full_history(current_user()),  # staff names are for staff
         **context,
     )
 
@@ -107,7 +108,7 @@ def detail(number: str):  # type: ignore[no-untyped-def]
         "ui/letters/detail.html",
         body=body,
         qr_svg=verification_qr(body["verify_url"]).svg,
-        history=audit.history_of(session, object_type="letter", object_id=letter.number),
+        **history_context(session, current_user(), object_type="letter", object_id=letter.number),
     )
 
 

@@ -25,13 +25,13 @@ from issuer.domain.countries import lookup_country
 from issuer.domain.eligibility import REASON_TEXT, ReasonCode, VehicleAssessment
 from issuer.errors import Conflict, IssuerError, ValidationFailed
 from issuer.models import LetterRequest, RequestStatus, Role, User
-from issuer.services import audit
 from issuer.services import letters as letter_service
 from issuer.services import requests as request_service
 from issuer.services.letters import MAX_REASON_CHARS
 from issuer.web.auth import current_user, requires
 from issuer.web.letters import issuance
 from issuer.web.session import db_session
+from issuer.web.ui.history import history_context
 
 requests_ui = Blueprint("requests_ui", __name__, url_prefix="/requests")
 
@@ -165,6 +165,10 @@ class DecisionForm(FlaskForm):
     action = StringField()
 
 
+class CompletionForm(FlaskForm):
+    """Finish issuing a letter whose issuance did not finish (only the CSRF token)."""
+
+
 def _is_staff_reviewer(user: User, letter_request: LetterRequest) -> bool:
     return user.user_role in STAFF and letter_request.status == RequestStatus.SUBMITTED.value
 
@@ -232,6 +236,12 @@ def _render_request(
     letter_number = letter_service.letter_numbers_of_requests(session=session, request_ids=[letter_request.id]).get(
         letter_request.id
     )
+    # A letter reserved but never sealed (the worker died, the last commit failed) is finished
+    # from here; until then the exporter is told it is being issued.
+    pending_letter = None
+    if letter_number is None and letter_request.status == RequestStatus.APPROVED.value:
+        pending_letter = letter_service.pending_letter_of(session=session, request_id=letter_request.id)
+    may_complete = user.user_role is Role.AFTERSALES
     destinations = sorted({v.destination for v in letter_request.vehicles}, key=destination_name)
     outlets = None
     if review is not None:
@@ -254,7 +264,10 @@ def _render_request(
         ticked_approve=set(form.approve.data or []) if may_decide and form is not None else set(),
         ticked_reject=set(form.reject.data or []) if may_decide and form is not None else set(),
         letter_number=letter_number,
-        history=audit.history_of(session, object_type="request", object_id=letter_request.id),
+        pending_letter=pending_letter,
+        completion_form=CompletionForm(formdata=None) if pending_letter is not None and may_complete else None,
+        is_staff=user.user_role in STAFF,
+        **history_context(session, user, object_type="request", object_id=letter_request.id),
         changed=sum(1 for r in rows if r["changed"]),
         error=error if not may_decide else None,
     )
@@ -367,3 +380,29 @@ def decide(request_id: int):  # type: ignore[no-untyped-def]
         return redirect(url_for("letters_ui.detail", number=decision.letter.number))
     flash(_("Request %(id)d rejected; the exporter is told the reason.", id=request_id), "success")
     return redirect(url_for("requests_ui.detail", request_id=request_id))
+
+
+@requests_ui.post("/<int(max=2147483647):request_id>/completion")
+@requires(Role.AFTERSALES)
+def complete(request_id: int):  # type: ignore[no-untyped-def]
+    """Finish issuing the request's pending letter: the decision is called again, which seals
+    the reserved letter with its number, vehicles and outlets (nothing is decided anew)."""
+    user = current_user()
+    session = db_session()
+    request_service.get_request(session=session, user=user, request_id=request_id)  # 404 for others
+    if not CompletionForm().validate_on_submit():
+        flash(_("The form had expired; press the button again."), "error")
+        return redirect(url_for("requests_ui.detail", request_id=request_id))
+    try:
+        decision = letter_service.decide_request(
+            session=session, user=user, request_id=request_id, approve=[], reject=[], note="", issuance=issuance()
+        )
+    except (ValidationFailed, Conflict) as error:
+        session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for("requests_ui.detail", request_id=request_id))
+    if decision.letter is None:  # cannot happen for a decided request; say so rather than guess
+        flash(_("Request %(id)d has no letter to finish.", id=request_id), "error")
+        return redirect(url_for("requests_ui.detail", request_id=request_id))
+    flash(_("Letter %(number)s issued.", number=decision.letter.number), "success")
+    return redirect(url_for("letters_ui.detail", number=decision.letter.number))
