@@ -12,10 +12,19 @@ the progress. SQLite has a single writer (the import's transaction holds it unti
 there the progress is kept in this process's memory only, and the row is written when the job
 ends. Percentages come from the line reached out of the file's line count (counted when the job
 starts), expressed as an estimate of the bytes read.
+
+A job whose thread dies with its process (a restart, a deploy) would stay ``running`` for ever
+and keep its file. There is no scheduler and no "last progress" column, so the pages reap such
+jobs lazily (:func:`reap_abandoned`, called when the registry import page or a job's page is
+loaded): a job queued or running for more than ``ABANDONED_AFTER`` that no thread of this
+process is running is marked failed and its file deleted. Imports take seconds to a couple of
+minutes, so the age alone is a safe sign for a job another process (another worker) runs.
+While a job of a manufacturer is queued or running, no other import of its registry is queued.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import shutil
 import threading
@@ -31,9 +40,11 @@ from sqlalchemy.orm import Session
 from werkzeug.utils import secure_filename
 
 from issuer import clock
-from issuer.errors import ImportRejected, NotFound
+from issuer.errors import Conflict, ImportRejected, NotFound
 from issuer.models import ImportJob, ImportState, Manufacturer, RegisteredVehicle
+from issuer.services import registry as registry_service
 from issuer.services.registry import import_vehicles
+from issuer.services.tabular import refuse_large_workbook
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +53,16 @@ ALLOWED_SUFFIXES = ("csv", "xlsx")
 MAX_KEPT_ERRORS = 200
 MAX_FILENAME_CHARS = 255
 CHUNK_BYTES = 1024 * 1024
+# A queued or running job older than this, run by no thread of this process, was abandoned.
+ABANDONED_AFTER = dt.timedelta(minutes=30)
+ABANDONED_ERROR = (
+    "the import stopped before it finished (the server was restarted); nothing was imported, send the file again"
+)
+UNSAVED_ERROR = (
+    "the import's outcome could not be saved; it has been logged "
+    "(check the registry's count before sending the file again)"
+)
+OPEN_STATES = (ImportState.QUEUED.value, ImportState.RUNNING.value)
 
 
 class SessionSource(Protocol):
@@ -66,6 +87,8 @@ class Progress:
 
 # Progress of the jobs running in this process, by job id (see the module's docstring).
 _live: dict[int, Progress] = {}
+# The jobs this process has queued or is running: the ones it will not reap as abandoned.
+_alive: set[int] = set()
 _live_lock = threading.Lock()
 
 
@@ -91,10 +114,24 @@ def store_upload(stream: IO[bytes], *, directory: Path, filename: str) -> Stored
     return StoredFile(path=path, size=size)
 
 
+def refuse_oversized(stored: StoredFile) -> None:
+    """Refuse a stored registry XLSX that unpacks to more than the import allows (a zip bomb),
+    before anything opens it, with the problem named beside the upload's field."""
+    try:
+        refuse_large_workbook(stored.path, registry_service.MAX_UNPACKED_BYTES)
+    except ImportRejected as exc:
+        raise ImportRejected(exc.message, details={"file": [exc.message]}) from exc
+
+
 def _xlsx_rows(path: Path) -> int | None:
-    """The first sheet's row count as the workbook declares it (read-only: nothing is loaded)."""
+    """The first sheet's row count as the workbook declares it (read-only: nothing is loaded).
+    An archive too large to import is not opened: the import refuses it, saying why."""
     from openpyxl import load_workbook
 
+    try:
+        refuse_large_workbook(path, registry_service.MAX_UNPACKED_BYTES)
+    except ImportRejected:
+        return None
     try:
         with path.open("rb") as handle:
             workbook = load_workbook(handle, read_only=True, data_only=True)
@@ -116,7 +153,11 @@ def discard_file(path: str | Path) -> None:
 def create_vehicle_import(
     *, session: Session, manufacturer: Manufacturer, stored: StoredFile, filename: str, skip_invalid: bool, actor: str
 ) -> ImportJob:
-    """Queue an import of a stored file into the manufacturer's production registry."""
+    """Queue an import of a stored file into the manufacturer's production registry; refused
+    (``Conflict``, beside the file field) while another import of it is queued or running."""
+    # On PostgreSQL, two uploads at once queue one after the other (SQLite has one writer anyway).
+    session.execute(select(Manufacturer.id).where(Manufacturer.id == manufacturer.id).with_for_update())
+    refuse_if_busy(session, manufacturer_id=manufacturer.id)
     job = ImportJob(
         manufacturer_id=manufacturer.id,
         kind="vehicles",
@@ -132,7 +173,62 @@ def create_vehicle_import(
     )
     session.add(job)
     session.commit()
+    with _live_lock:
+        _alive.add(job.id)
     return job
+
+
+def open_job(session: Session, *, manufacturer_id: int) -> ImportJob | None:
+    """The manufacturer's import that is queued or running, if any."""
+    return session.scalar(
+        select(ImportJob)
+        .where(
+            ImportJob.manufacturer_id == manufacturer_id,
+            ImportJob.kind == "vehicles",
+            ImportJob.state.in_(OPEN_STATES),
+        )
+        .order_by(ImportJob.id)
+        .limit(1)
+    )
+
+
+def refuse_if_busy(session: Session, *, manufacturer_id: int) -> None:
+    """Refuse a second import of a registry while one is queued or running: two would race, and
+    the second, all or nothing, could refuse what the first had just made valid."""
+    busy = open_job(session, manufacturer_id=manufacturer_id)
+    if busy is not None:
+        message = f"another import of the registry ({busy.filename}) is still {busy.state}; wait until it ends"
+        raise Conflict(message, details={"file": [message]})
+
+
+def reap_abandoned(session: Session, *, manufacturer_id: int) -> int:
+    """Mark the manufacturer's abandoned jobs failed and delete their files (see the module's
+    docstring); returns how many there were. Cheap when there are none: one indexed query."""
+    cutoff = clock.now_utc() - ABANDONED_AFTER
+    with _live_lock:
+        alive = set(_alive)
+    stale = [
+        job
+        for job in session.scalars(
+            select(ImportJob).where(
+                ImportJob.manufacturer_id == manufacturer_id,
+                ImportJob.state.in_(OPEN_STATES),
+                ImportJob.created_at < cutoff,
+            )
+        )
+        if job.id not in alive
+    ]
+    if not stale:
+        return 0
+    for job in stale:
+        log.warning("import job %s was abandoned (%s since %s); marking it failed", job.id, job.state, job.created_at)
+        job.state = ImportState.FAILED.value
+        job.error = ABANDONED_ERROR
+        job.finished_at = clock.now_utc()
+    session.commit()
+    for job in stale:
+        discard_file(job.stored_path)
+    return len(stale)
 
 
 def list_jobs(session: Session, *, manufacturer_id: int, limit: int = 20) -> list[ImportJob]:
@@ -206,10 +302,44 @@ def commits_progress(database: SessionSource, *, own_thread: bool) -> bool:
 
 def run_vehicle_import(database: SessionSource, job_id: int, *, commit_progress: bool) -> None:
     """Run a queued job to its end: ``done`` with the counts, or ``failed`` with the rejected
-    lines (nothing imported) or the reason. Never raises: a job that breaks says so on its page.
+    lines (nothing imported) or the reason. Never raises: a job that breaks says so on its page,
+    even when saving its outcome is what broke (it is then marked failed from a fresh session,
+    and logged).
 
     The caller runs it inside the audit context of the request that queued it, so the import is
     recorded as that user's, from that address."""
+    with _live_lock:
+        _alive.add(job_id)
+    try:
+        _run_vehicle_import(database, job_id, commit_progress=commit_progress)
+    except Exception:
+        log.exception("import job %s: its outcome could not be saved", job_id)
+        _mark_failed(database, job_id, UNSAVED_ERROR)
+    finally:
+        with _live_lock:
+            _alive.discard(job_id)
+            _live.pop(job_id, None)
+
+
+def _mark_failed(database: SessionSource, job_id: int, error: str) -> None:
+    """Record a job's failure from a session of its own (the job's own session is the one that
+    failed), and delete its file; a failure here too is logged, never raised."""
+    try:
+        with closing(database.sessions()) as session:
+            job = session.get(ImportJob, job_id)
+            if job is None:
+                return
+            discard_file(job.stored_path)
+            if job.state in OPEN_STATES:
+                job.state = ImportState.FAILED.value
+                job.error = error
+                job.finished_at = clock.now_utc()
+                session.commit()
+    except Exception:
+        log.exception("import job %s: it could not even be marked failed", job_id)
+
+
+def _run_vehicle_import(database: SessionSource, job_id: int, *, commit_progress: bool) -> None:
     with closing(database.sessions()) as session:
         job = session.get(ImportJob, job_id)
         if job is None or job.state != ImportState.QUEUED.value:

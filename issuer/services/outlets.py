@@ -40,6 +40,10 @@ OUTLET_COLUMNS = (
     "valid_to",
 )
 REQUIRED_COLUMNS = ("code", "country", "name", "provider", "address", "valid_from")
+# An outlet XLSX unpacking to more than this is refused before it is parsed (a zip bomb). An
+# outlet row is a few hundred bytes of sheet XML, so 50 MB is over 100,000 outlets: far more
+# than any manufacturer's network, while the import keeps every parsed row in memory.
+MAX_UNPACKED_BYTES = 50 * 1024 * 1024
 OUTLET_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LIMITS = {"name": 200, "provider": 200, "address": 500, "city": 100, "phone": 50, "email": 254, "brands": 1000}
@@ -235,7 +239,8 @@ def import_outlets(
     result = OutletImportResult()
     parsed: list[tuple[int, str, dict[str, Any]]] = []
     seen: dict[str, int] = {}
-    for line, values in read_rows(path, columns=OUTLET_COLUMNS, required=REQUIRED_COLUMNS):
+    rows = read_rows(path, columns=OUTLET_COLUMNS, required=REQUIRED_COLUMNS, max_unpacked_bytes=MAX_UNPACKED_BYTES)
+    for line, values in rows:
         row = dict(zip(OUTLET_COLUMNS, values, strict=True))
         try:
             code = _normalise_code(row.pop("code"))

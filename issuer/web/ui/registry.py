@@ -28,7 +28,7 @@ from wtforms.validators import InputRequired, Length, Optional
 from issuer import clock
 from issuer.domain.countries import all_countries, lookup_country
 from issuer.errors import Conflict, ImportRejected, IssuerError, NotFound, ValidationFailed
-from issuer.models import Exporter, ImportState, Manufacturer, Outlet, OutletVersion, Role
+from issuer.models import Exporter, ImportJob, ImportState, Manufacturer, Outlet, OutletVersion, Role
 from issuer.models.outlet import OUTLET_FIELDS
 from issuer.services import audit, import_jobs, organisations
 from issuer.services import outlets as outlet_service
@@ -314,21 +314,27 @@ def outlet_active(code: str):  # type: ignore[no-untyped-def]
         flash(_("The form had expired; try again."), "error")
         return redirect(url_for("registry.outlet_edit", code=outlet.code), 303)
     active = request.form.get("active") == "1"
-    outlet = outlet_service.update_outlet(
-        session=session,
-        manufacturer=manufacturer,
-        code=outlet.code,
-        values={"active": active},
-        actor=current_user().email,
-    )
+    target = request.form.get("next", "")
+    back = url_for("registry.outlets") if target == "list" else url_for("registry.outlet_edit", code=outlet.code)
+    try:
+        outlet = outlet_service.update_outlet(
+            session=session,
+            manufacturer=manufacturer,
+            code=outlet.code,
+            values={"active": active},
+            actor=current_user().email,
+        )
+    except ValidationFailed as error:
+        # A stored outlet the rules no longer accept (e.g. edited outside the pages): say why,
+        # on the page the button was pressed on, rather than a bare error page.
+        session.rollback()
+        flash(_("Outlet %(code)s was not changed: %(error)s", code=code.strip().upper(), error=error.message), "error")
+        return redirect(back, 303)
     if active:
         flash(_("Outlet %(code)s is active again.", code=outlet.code), "success")
     else:
         flash(_("Outlet %(code)s is deactivated: new letters will not print it.", code=outlet.code), "success")
-    target = request.form.get("next", "")
-    if target == "list":
-        return redirect(url_for("registry.outlets"), 303)
-    return redirect(url_for("registry.outlet_edit", code=outlet.code), 303)
+    return redirect(back, 303)
 
 
 @registry.route("/outlets/import", methods=["GET", "POST"])
@@ -406,27 +412,14 @@ def _start_job(job_id: int) -> None:
 def vehicles():  # type: ignore[no-untyped-def]
     manufacturer = _own_manufacturer()
     session = db_session()
+    import_jobs.reap_abandoned(session, manufacturer_id=manufacturer.id)
     form = VehicleImportForm()
     status = 200
     if request.method == "POST":
         status = 422
         if form.validate_on_submit():
-            upload = form.file.data
-            try:
-                stored = import_jobs.store_upload(
-                    upload.stream, directory=_imports_dir(), filename=upload.filename or ""
-                )
-            except ImportRejected as error:
-                form.file.errors = [*form.file.errors, error.message]
-            else:
-                job = import_jobs.create_vehicle_import(
-                    session=session,
-                    manufacturer=manufacturer,
-                    stored=stored,
-                    filename=upload.filename or "",
-                    skip_invalid=bool(form.skip_invalid.data),
-                    actor=current_user().email,
-                )
+            job = _queue_import(form, manufacturer)
+            if job is not None:
                 _start_job(job.id)
                 return redirect(url_for("registry.import_job", job_id=job.id), 303)
     return (
@@ -442,10 +435,43 @@ def vehicles():  # type: ignore[no-untyped-def]
     )
 
 
+def _queue_import(form: VehicleImportForm, manufacturer: Manufacturer) -> ImportJob | None:
+    """Store the upload and queue its job; None, with the reason beside the file field, when
+    another import is still running, the file is of the wrong kind or unpacks too large."""
+    session = db_session()
+    upload = form.file.data
+    stored = None
+    try:
+        import_jobs.refuse_if_busy(session, manufacturer_id=manufacturer.id)
+        stored = import_jobs.store_upload(upload.stream, directory=_imports_dir(), filename=upload.filename or "")
+        import_jobs.refuse_oversized(stored)
+        return import_jobs.create_vehicle_import(
+            session=session,
+            manufacturer=manufacturer,
+            stored=stored,
+            filename=upload.filename or "",
+            skip_invalid=bool(form.skip_invalid.data),
+            actor=current_user().email,
+        )
+    except (ImportRejected, Conflict) as error:
+        session.rollback()
+        if stored is not None:
+            import_jobs.discard_file(stored.path)
+        if isinstance(error, Conflict):
+            form.file.errors = [
+                *form.file.errors,
+                _("Another import of the registry is still running; wait until it ends."),
+            ]
+        else:
+            form.file.errors = [*form.file.errors, error.message]
+        return None
+
+
 @registry.get("/vehicles/imports/<int:job_id>")
 @requires(*STAFF)
 def import_job(job_id: int):  # type: ignore[no-untyped-def]
     manufacturer = _own_manufacturer()
+    import_jobs.reap_abandoned(db_session(), manufacturer_id=manufacturer.id)
     job = import_jobs.get_job(db_session(), manufacturer_id=manufacturer.id, job_id=job_id)
     return render_template(
         "ui/registry/import_job.html",
@@ -460,6 +486,7 @@ def import_job(job_id: int):  # type: ignore[no-untyped-def]
 def import_job_status(job_id: int):  # type: ignore[no-untyped-def]
     """The JSON twin of the job's page, polled by registry.js while the import runs."""
     manufacturer = _own_manufacturer()
+    import_jobs.reap_abandoned(db_session(), manufacturer_id=manufacturer.id)
     job = import_jobs.get_job(db_session(), manufacturer_id=manufacturer.id, job_id=job_id)
     response = jsonify(import_jobs.status_of(job))
     response.headers["Cache-Control"] = "no-store"
@@ -486,7 +513,17 @@ def _exporter_name(exporter: Exporter) -> str:
     return exporter.name_en if str(get_locale()) != "zh" and exporter.name_en else exporter.name
 
 
-def _blocks_page(form: BlockForm, *, status: int = 200, lift_error: str | None = None):  # type: ignore[no-untyped-def]
+def _blocks_page(  # type: ignore[no-untyped-def]
+    form: BlockForm,
+    *,
+    status: int = 200,
+    lift_error: str | None = None,
+    lift_form: LiftForm | None = None,
+    lifting: str | None = None,
+):
+    """The negative list. ``lifting`` names the exporter whose "Lift" failed: its row keeps the
+    reason typed (``lift_form``) with ``lift_error`` beside it; an error on no row of the list
+    (an exporter not on it) is shown at the top."""
     manufacturer = _own_manufacturer()
     session = db_session()
     entries = organisations.list_blocks(session, manufacturer_id=manufacturer.id)
@@ -506,8 +543,9 @@ def _blocks_page(form: BlockForm, *, status: int = 200, lift_error: str | None =
             lifted=lifted,
             suggestions=suggestions,
             exporter_name=_exporter_name,
-            lift_form=LiftForm(formdata=None),
+            lift_form=lift_form or LiftForm(formdata=None),
             lift_error=lift_error,
+            lifting=lifting if lifting in {b.exporter.code for b in active} else None,
         ),
         status,
     )
@@ -560,11 +598,19 @@ def block_lift(exporter_code: str):  # type: ignore[no-untyped-def]
             )
         except (Conflict, NotFound) as error:
             db_session().rollback()
-            return _blocks_page(BlockForm(formdata=None), status=error.http_status, lift_error=error.message)
+            return _blocks_page(
+                BlockForm(formdata=None),
+                status=error.http_status,
+                lift_error=error.message,
+                lift_form=form,
+                lifting=exporter_code.strip().upper(),
+            )
         flash(_("%(code)s is off the negative list.", code=exporter_code.strip().upper()), "success")
         return redirect(url_for("registry.blocks"), 303)
     message = "; ".join(str(e) for errors in form.errors.values() for e in errors)
-    return _blocks_page(BlockForm(formdata=None), status=422, lift_error=message)
+    return _blocks_page(
+        BlockForm(formdata=None), status=422, lift_error=message, lift_form=form, lifting=exporter_code.strip().upper()
+    )
 
 
 # -- coverage ---------------------------------------------------------------------------------

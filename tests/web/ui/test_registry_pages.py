@@ -796,3 +796,260 @@ def test_the_negative_list_is_the_manufacturers_own(
     assert lifted.status_code == 409
     session.expire_all()
     assert organisations.active_block(session, manufacturer_id=rival.id, exporter_id=trader.id) is not None
+
+
+# -- review fixes: zip bombs, abandoned and concurrent jobs, unsaved outcomes, errors in place -----
+
+
+def bomb_xlsx(rows: list[tuple[object, ...]], *, padding_bytes: int) -> bytes:
+    """A real workbook whose sheet XML carries ``padding_bytes`` of blank space: a few KB packed,
+    more than ``padding_bytes`` unpacked (the shape of a zip bomb)."""
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes(rows)))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<sheetData>", b"<sheetData>" + b" " * padding_bytes, 1)
+            target.writestr(info.filename, data)
+    return out.getvalue()
+
+
+@pytest.fixture
+def no_openpyxl(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """openpyxl's loader, made to record (and refuse) any call: an oversized archive must be
+    refused before openpyxl opens it."""
+    import openpyxl
+
+    calls: list[str] = []
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        calls.append("load_workbook")
+        raise AssertionError("openpyxl opened an archive that should have been refused")
+
+    monkeypatch.setattr(openpyxl, "load_workbook", refuse)
+    return calls
+
+
+def test_a_registry_xlsx_unpacking_beyond_the_limit_is_refused_beside_the_field_unopened(
+    session: Session,
+    acme: Manufacturer,
+    staff: Browser,
+    imports_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_openpyxl: list[str],
+) -> None:
+    monkeypatch.setattr(registry_service, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    content = bomb_xlsx([REGISTRY_HEADER, (vins(1)[0], "Example", "E1", "")], padding_bytes=3 * 1024 * 1024)
+    assert len(content) < 100_000
+    calls = no_openpyxl
+    answer = start_import(staff, content, "bomb.xlsx")
+    assert answer.status_code == 422
+    assert "unpacks to 3 MB, more than the 1 MB allowed" in error_beside(page(answer), "file")
+    assert calls == []
+    assert session.scalar(select(func.count()).select_from(ImportJob)) == 0
+    assert not list(imports_dir.rglob("*.*")), "the refused upload is deleted"
+    assert registered(session, acme) == 0
+
+
+def test_a_queued_oversized_xlsx_fails_its_job_without_openpyxl_opening_it(
+    session: Session,
+    acme: Manufacturer,
+    aftersales: User,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    bound_database: Any,
+    no_openpyxl: list[str],
+) -> None:
+    from issuer.services import import_jobs
+
+    monkeypatch.setattr(registry_service, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    content = bomb_xlsx([REGISTRY_HEADER, (vins(1)[0], "Example", "E1", "")], padding_bytes=2 * 1024 * 1024)
+    stored = import_jobs.store_upload(io.BytesIO(content), directory=tmp_path / "jobs", filename="bomb.xlsx")
+    job = import_jobs.create_vehicle_import(
+        session=session,
+        manufacturer=acme,
+        stored=stored,
+        filename="bomb.xlsx",
+        skip_invalid=False,
+        actor=aftersales.email,
+    )
+    import_jobs.run_vehicle_import(bound_database, job.id, commit_progress=False)
+    session.expire_all()
+    assert job.state == ImportState.FAILED.value
+    assert job.error is not None
+    assert "unpacks to 2 MB, more than the 1 MB allowed" in job.error
+    assert no_openpyxl == []
+    assert not stored.path.exists()
+
+
+def test_an_outlet_xlsx_unpacking_beyond_the_limit_is_refused_beside_the_field(
+    session: Session, acme: Manufacturer, staff: Browser, monkeypatch: pytest.MonkeyPatch, no_openpyxl: list[str]
+) -> None:
+    from issuer.services import outlets as outlet_service
+
+    monkeypatch.setattr(outlet_service, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    header = tuple(outlet_service.OUTLET_COLUMNS)
+    content = bomb_xlsx([header], padding_bytes=2 * 1024 * 1024)
+    calls = no_openpyxl
+    answer = staff.post(
+        "/registry/outlets/import", {"file": upload(content, "outlets.xlsx")}, content_type="multipart/form-data"
+    )
+    assert answer.status_code == 422
+    assert "unpacks to 2 MB, more than the 1 MB allowed" in error_beside(page(answer), "file")
+    assert calls == []
+
+
+def stale_job(
+    session: Session, manufacturer: Manufacturer, user: User, folder: Path, *, minutes: int, state: str
+) -> ImportJob:
+    from issuer import clock
+
+    stored = folder / uuid.uuid4().hex / "left-behind.csv"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(registry_file(vins(3)))
+    job = ImportJob(
+        manufacturer_id=manufacturer.id,
+        kind="vehicles",
+        filename="left-behind.csv",
+        stored_path=str(stored),
+        state=state,
+        bytes_total=stored.stat().st_size,
+        created_by=user.email,
+        created_at=clock.now_utc() - dt.timedelta(minutes=minutes),
+    )
+    session.add(job)
+    session.commit()
+    return job
+
+
+@pytest.mark.parametrize("state", ["queued", "running"])
+def test_a_job_abandoned_by_a_dead_thread_is_failed_and_its_file_deleted_when_a_page_is_loaded(
+    session: Session, acme: Manufacturer, aftersales: User, staff: Browser, imports_dir: Path, state: str
+) -> None:
+    old = stale_job(session, acme, aftersales, imports_dir, minutes=31, state=state)
+    young = stale_job(session, acme, aftersales, imports_dir, minutes=5, state=state)
+    listing = page(staff.get("/registry/vehicles"))
+    assert "left-behind.csv" in listing
+    session.expire_all()
+    assert old.state == ImportState.FAILED.value
+    assert old.error is not None
+    assert "stopped before it finished" in old.error
+    assert old.finished_at is not None
+    assert not Path(old.stored_path).exists()
+    assert young.state == state, "a recent job may still be running in another process"
+    assert Path(young.stored_path).exists()
+    job_page = page(staff.get(f"/registry/vehicles/imports/{old.id}"))
+    assert "stopped before it finished" in job_page
+
+
+def test_a_job_page_reaps_too(
+    session: Session, acme: Manufacturer, aftersales: User, staff: Browser, imports_dir: Path
+) -> None:
+    old = stale_job(session, acme, aftersales, imports_dir, minutes=45, state="running")
+    status = staff.get(f"/registry/vehicles/imports/{old.id}/status").get_json()
+    assert status["state"] == "failed"
+    assert "stopped before it finished" in status["error"]
+    assert not Path(old.stored_path).exists()
+
+
+def test_a_second_registry_import_is_refused_while_one_is_running(
+    session: Session,
+    acme: Manufacturer,
+    rival: Manufacturer,
+    aftersales: User,
+    staff: Browser,
+    imports_dir: Path,
+    make_browser: Any,
+) -> None:
+    running = stale_job(session, acme, aftersales, imports_dir, minutes=2, state="running")
+    answer = start_import(staff, registry_file(vins(2)), "second.csv")
+    assert answer.status_code == 422
+    assert "Another import of the registry is still running" in error_beside(page(answer), "file")
+    assert session.scalar(select(func.count()).select_from(ImportJob)) == 1
+    assert [p.name for p in imports_dir.rglob("*.*")] == ["left-behind.csv"]
+    assert registered(session, acme) == 0
+    # Another manufacturer's import is not held up by it.
+    rival_staff = make_browser(person(session, "aftersales", manufacturer=rival))
+    other = start_import(rival_staff, csv_bytes([REGISTRY_HEADER, (factories.make_vin("LRW", 1), "R", "R1", "")]))
+    assert other.status_code == 303
+    # Once the running one ends, a new import is accepted.
+    running.state = ImportState.DONE.value
+    session.commit()
+    assert start_import(staff, registry_file(vins(2)), "second.csv").status_code == 303
+    assert registered(session, acme) == 2
+
+
+def test_a_job_whose_outcome_cannot_be_saved_is_marked_failed_and_logged(
+    session: Session, acme: Manufacturer, staff: Browser, imports_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import event
+
+    def disk_full(job_session: Session) -> None:
+        for item in list(job_session.dirty):
+            if isinstance(item, ImportJob) and item.state == ImportState.DONE.value:
+                raise OSError("disk full")
+
+    event.listen(Session, "before_commit", disk_full)
+    try:
+        answer = start_import(staff, registry_file(vins(2)), "unsaved.csv")
+    finally:
+        event.remove(Session, "before_commit", disk_full)
+    assert answer.status_code == 303
+    done = staff.get(answer.headers["Location"] + "/status").get_json()
+    assert done["state"] == "failed"
+    assert "could not be saved" in done["error"]
+    assert "could not be saved" in caplog.text
+    assert not list(imports_dir.rglob("*.*"))
+    # The job is no longer open, so the next import is accepted.
+    assert start_import(staff, registry_file(vins(2)), "again.csv").status_code == 303
+
+
+def test_reactivating_an_outlet_the_rules_refuse_says_why_on_the_page(
+    session: Session, acme: Manufacturer, staff: Browser
+) -> None:
+    outlet = factories.outlet(session, acme, code="KZ-ALMATY", country="KZ", valid_from=dt.date(2026, 1, 1))
+    staff.post("/registry/outlets/KZ-ALMATY/active", {"active": "0"}, form_page="/registry/outlets/KZ-ALMATY")
+    # A stored period the rules no longer accept (written outside the pages, e.g. by an old import).
+    session.execute(
+        text("UPDATE outlets SET valid_to = :to WHERE id = :id"), {"to": dt.date(2025, 6, 1), "id": outlet.id}
+    )
+    session.commit()
+    answer = staff.post("/registry/outlets/KZ-ALMATY/active", {"active": "1"}, form_page="/registry/outlets/KZ-ALMATY")
+    assert answer.status_code == 303
+    assert answer.headers["Location"].endswith("/registry/outlets/KZ-ALMATY")
+    shown = page(staff.get(answer.headers["Location"]))
+    assert re.search(
+        r'class="flash error"[^>]*>[^<]*Outlet KZ-ALMATY was not changed: valid_to 2025-06-01 is before', shown
+    )
+    stored = stored_outlet(session, acme, "KZ-ALMATY")
+    assert stored is not None
+    assert stored.active is False
+    from_list = staff.post(
+        "/registry/outlets/KZ-ALMATY/active", {"active": "1", "next": "list"}, form_page="/registry/outlets"
+    )
+    assert from_list.headers["Location"].endswith("/registry/outlets")
+
+
+def test_a_refused_lift_keeps_the_typed_reason_with_the_error_beside_it(
+    session: Session, acme: Manufacturer, staff: Browser
+) -> None:
+    from issuer.services import organisations
+
+    trader = factories.exporter(session, "TRADER")
+    block = organisations.block_exporter(
+        session=session, manufacturer_code=acme.code, exporter_code=trader.code, reason="Forged papers"
+    )
+    too_long = "checked " * 300
+    answer = staff.post("/registry/blocks/TRADER/lift", {"reason": too_long}, form_page="/registry/blocks")
+    assert answer.status_code == 422
+    html = page(answer)
+    field_id = f"lift-reason-{block.id}"
+    assert input_value(html, field_id) == too_long
+    assert "2000" in error_beside(html, field_id)
+    assert f'aria-describedby="{field_id}-error"' in html
+    assert 'class="form-errors"' not in html, "the error is beside the field, not at the top"
+    session.expire_all()
+    assert organisations.active_block(session, manufacturer_id=acme.id, exporter_id=trader.id) is not None
