@@ -96,10 +96,10 @@ def test_a_letter_from_spreadsheet_to_revocation(
     shoot(exporter, "verdicts")
 
     # Split by manufacturer: one part each, each with its own table and send button.
-    part_a = exporter.locator(f"#part-{maker.code}")
-    part_b = exporter.locator(f"#part-{other_maker.code}")
-    expect(part_a.get_by_role("heading", name=re.compile(re.escape(maker.name_en)))).to_be_visible()
-    expect(part_b.get_by_role("heading", name=re.compile(re.escape(other_maker.name_en)))).to_be_visible()
+    part_a = exporter.get_by_role("region", name=f"{maker.name_en} ({maker.code})")
+    part_b = exporter.get_by_role("region", name=f"{other_maker.name_en} ({other_maker.code})")
+    expect(part_a.get_by_role("table", name=f"Verdict per vehicle for {maker.name_en}")).to_be_visible()
+    expect(part_b.get_by_role("table", name=f"Verdict per vehicle for {other_maker.name_en}")).to_be_visible()
     expect(part_a.get_by_role("row").filter(has_text=re.compile("|".join([*eligible, refused])))).to_have_count(5)
     expect(part_b.get_by_role("row").filter(has_text=re.compile("|".join(others)))).to_have_count(2)
     until = letter_not_needed_from(REGISTERED_ON).isoformat()
@@ -199,11 +199,17 @@ def test_a_letter_from_spreadsheet_to_revocation(
     aftersales.on("dialog", lambda dialog: dialog.accept())  # a confirm() before revoking, if asked
     aftersales.get_by_role("link", name="Revoke…").click()
     expect(aftersales.get_by_role("heading", level=1)).to_have_text(f"Revoke letter {number}")
-    aftersales.get_by_role("button", name="Revoke the letter").click()  # neither reason nor confirmation
-    expect(aftersales.get_by_text("Tick this box to confirm that revoking cannot be undone.")).to_be_visible()
+    reason = "Issued on a forged registration certificate"
+    aftersales.get_by_label("Reason for revoking").fill(reason)
+    aftersales.get_by_role("button", name="Revoke the letter").click()  # not confirmed: refused
+    confirm = aftersales.get_by_label("I understand this cannot be undone")
+    expect(confirm).to_have_attribute("aria-invalid", "true")
+    expect(confirm).to_have_accessible_description(
+        re.compile("Tick this box to confirm that revoking cannot be undone.")
+    )  # the error beside the box, tied to it
+    expect(aftersales.get_by_label("Reason for revoking")).to_have_value(reason)  # what was typed is kept
     shoot(aftersales, "revoke-refused")
-    aftersales.get_by_label("Reason for revoking").fill("Issued on a forged registration certificate")
-    aftersales.get_by_label("I understand this cannot be undone").check()
+    confirm.check()
     aftersales.get_by_role("button", name="Revoke the letter").click()
     expect(aftersales).to_have_url(re.compile(re.escape(f"/letters/{number}") + "$"))
     expect(aftersales.get_by_role("heading", level=1)).to_contain_text("Revoked")
@@ -216,5 +222,5 @@ def test_a_letter_from_spreadsheet_to_revocation(
     shoot(reviewer, "verify-upload-revoked")
     reviewer.goto(url)
     expect(reviewer.get_by_role("status")).to_have_text("Revoked")
-    expect(reviewer.get_by_role("main")).to_contain_text("Issued on a forged registration certificate")
+    expect(reviewer.get_by_role("main")).to_contain_text(reason)
     shoot(reviewer, "verify-qr-revoked")
