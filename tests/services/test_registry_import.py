@@ -393,3 +393,86 @@ def test_import_refuses_when_manufacturer_holds_no_wmi(session: Session, tmp_pat
     with pytest.raises(ImportRejected, match="holds no WMI"):
         run(session, sales, path)
     assert total_rows(session) == 0
+
+
+# -- the write lock is held only to write -------------------------------------------------------
+
+
+def test_the_validation_phase_holds_no_write_lock_so_other_writes_go_through(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the file is read and validated, another connection can write at once (on SQLite, the
+    one writer): an import no longer makes sign-ins wait for it. A database of the test's own, as
+    the shared test connection holds the lock itself."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from issuer.db import Database, make_engine
+    from issuer.migrate import upgrade
+    from tests.conftest import TEST_DATABASE_URL
+
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'lock.db'}"
+        admin = None
+    else:
+        admin = make_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+        name = f"issuer_lock_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_engine(TEST_DATABASE_URL).url.set(database=name).render_as_string(hide_password=False)
+    database = Database(url)
+    probe_engine = make_engine(url)
+    try:
+        upgrade(database.engine)
+        with database.session() as setup:
+            code = factories.manufacturer(setup, "LOCK", wmis=("LGX",)).code
+        monkeypatch.setattr(registry, "BATCH_SIZE", 2)
+        path = write_table(tmp_path / "registry.csv", [HEADER, *[(make_vin("LGX", n), "B", "M", "") for n in range(9)]])
+        writes: list[bool] = []
+
+        def another_write(_rows: int, _line: int) -> None:
+            with probe_engine.connect() as probe:
+                try:
+                    if probe.dialect.name == "sqlite":
+                        probe.exec_driver_sql("PRAGMA busy_timeout=0")
+                    else:
+                        probe.exec_driver_sql("SET lock_timeout = '200ms'")
+                    probe.execute(text("UPDATE manufacturers SET name = name WHERE code = :c"), {"c": code})
+                    probe.commit()
+                    writes.append(True)
+                except Exception:  # "database is locked" / lock timeout
+                    probe.rollback()
+                    writes.append(False)
+
+        with database.session() as session:
+            result = import_vehicles(session=session, manufacturer_code=code, path=path, progress=another_write)
+        assert result.added == 9
+        assert len(writes) == 5  # every 2 rows, and at the end of the file
+        assert all(writes), writes
+    finally:
+        database.engine.dispose()
+        probe_engine.dispose()
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def test_an_xlsx_unpacking_beyond_the_limit_is_refused_before_it_is_parsed(
+    session: Session, maker: Manufacturer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    monkeypatch.setattr(registry, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    path = write_table(tmp_path / "registry.xlsx", [HEADER, (make_vin("LGX", 1), "B", "M", "")])
+    source = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+    with zipfile.ZipFile(tmp_path / "bomb.xlsx", "w", zipfile.ZIP_DEFLATED) as bomb:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<sheetData>", b"<sheetData>" + b" " * (2 * 1024 * 1024), 1)
+            bomb.writestr(info.filename, data)
+    with pytest.raises(ImportRejected, match="unpacks to 2 MB, more than the 1 MB allowed"):
+        import_vehicles(session=session, manufacturer_code=maker.code, path=tmp_path / "bomb.xlsx")
+    assert session.scalar(select(func.count()).select_from(RegisteredVehicle)) == 0
