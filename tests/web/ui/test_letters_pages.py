@@ -101,7 +101,48 @@ def test_the_letter_page_shows_its_content_verification_and_history(world, make_
     assert "Revoke" not in html  # exporters do not revoke
     history = html[html.index('id="history-heading"') :]
     assert "Letter issued" in history
-    assert world.aftersales.email in history
+    assert "by the manufacturer" in history
+    # Exporters never see who at the manufacturer acted, from where, or the internal details.
+    assert world.aftersales.email not in history
+    assert "127.0.0.1" not in history
+    assert "pdf_sha256" not in history
+    staff_html = make_browser(world.aftersales).get(f"/letters/{number}").get_data(as_text=True)
+    staff_history = staff_html[staff_html.index('id="history-heading"') :]
+    assert world.aftersales.email in staff_history
+    assert "pdf_sha256" in staff_history
+
+
+def test_a_revoked_letter_does_not_name_the_revoker_to_the_exporter(world, make_browser):
+    number = issue_through_page(make_browser, world, world.vins[:1])
+    staff = make_browser(world.aftersales)
+    assert revoke(staff, number, {"reason": "Wrong destination", "confirm": "y"}).status_code == 302
+    html = make_browser(world.exporter_user).get(f"/letters/{number}").get_data(as_text=True)
+    assert "Wrong destination" in html
+    assert world.aftersales.email not in html
+    assert world.aftersales.email in staff.get(f"/letters/{number}").get_data(as_text=True)
+
+
+def test_the_list_reads_no_letter_content_and_counts_from_the_letters_vehicles(world, make_browser):
+    """The list must not load every letter's whole snapshot: counts and destinations come from
+    letter_vehicles, the names and reference as single fields."""
+    from sqlalchemy import inspect
+
+    from issuer.services import letters as letter_service
+
+    request_id = world.file(world.vins[:3], destinations={world.vins[0]: "TH"}, reference="REF-LIST-7")
+    staff = make_browser(world.aftersales)
+    staff.post(f"/requests/{request_id}/decision", {"action": "all_eligible"}, form_page=f"/requests/{request_id}")
+    world.session.expire_all()
+    listed = letter_service.list_letters(session=world.session, user=world.exporter_user)
+    assert len(listed) == 1
+    assert "content" in inspect(listed[0]).unloaded
+    summary = letter_service.letter_summaries(session=world.session, letter_ids=[listed[0].id])[listed[0].id]
+    assert (summary.vehicle_count, summary.destinations) == (3, ["KZ", "TH"])
+    assert (summary.manufacturer, summary.exporter) == (world.manufacturer.name, world.exporter.name)
+    assert summary.reference == "REF-LIST-7"
+    html = make_browser(world.exporter_user).get("/letters").get_data(as_text=True)
+    assert "REF-LIST-7" in html
+    assert "Kazakhstan, Thailand" in html
 
 
 def test_the_pdf_is_the_sealed_file_byte_for_byte(world, make_browser, client):

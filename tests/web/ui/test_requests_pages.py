@@ -186,7 +186,127 @@ def test_the_request_page_shows_its_history(world, make_browser):
     history = html[html.index('id="history-heading"') :]
     assert "Request submitted" in history
     assert "Request decided" in history
-    assert world.aftersales.email in history
+    assert "by your company" in history
+    assert "by the manufacturer" in history
+    # Exporters see neither e-mails, nor addresses, nor the internal details.
+    for hidden in (world.aftersales.email, world.exporter_user.email, "127.0.0.1", "checked", "approved:"):
+        assert hidden not in history, hidden
+    assert world.aftersales.email not in html  # nor as the decider in the facts
+    staff_html = make_browser(world.aftersales).get(f"/requests/{request_id}").get_data(as_text=True)
+    staff_history = staff_html[staff_html.index('id="history-heading"') :]
+    assert world.aftersales.email in staff_history
+    assert "checked" in staff_history
+
+
+def test_a_long_history_shows_the_newest_entries_and_links_administrators_to_the_audit_trail(world, make_browser):
+    from issuer.services import audit
+
+    request_id = world.file(world.vins[:1])
+    for n in range(audit.HISTORY_LIMIT):
+        audit.record(
+            world.session,
+            action="request.decided",
+            object_type="request",
+            object_id=request_id,
+            actor=world.aftersales.email,
+            manufacturer_id=world.manufacturer.id,
+            exporter_id=world.exporter.id,
+            details={"note": f"entry-{n:02d}"},
+        )
+    world.session.commit()
+    shown = audit.history_of(world.session, object_type="request", object_id=request_id)
+    assert len(shown) == audit.HISTORY_LIMIT
+    assert [e.seq for e in shown] == sorted(e.seq for e in shown)  # oldest first
+    assert shown[-1].details["note"] == f"entry-{audit.HISTORY_LIMIT - 1:02d}"  # the newest included
+    assert all(e.action != "request.submitted" for e in shown)  # the oldest left out
+
+    link = f'href="/audit?object_type=request&amp;object_id={request_id}"'
+    admin_html = make_browser(world.admin).get(f"/requests/{request_id}").get_data(as_text=True)
+    assert f"The newest {audit.HISTORY_LIMIT} of {audit.HISTORY_LIMIT + 1} entries." in admin_html
+    assert link in admin_html
+    staff_html = make_browser(world.aftersales).get(f"/requests/{request_id}").get_data(as_text=True)
+    assert link not in staff_html  # after-sales cannot open the audit trail
+    staff_history = staff_html[staff_html.index('id="history-heading"') :]
+    assert "entry-00" in staff_history
+    assert "Request submitted" not in staff_history  # the oldest entry is left out
+
+
+class WorkerDied(Exception):
+    """Stands for what no handler of issuance expects: a killed worker, a failed last commit."""
+
+
+class DyingSealer:
+    """A sealer that dies mid-seal, leaving the letter reserved (pending) and never sealed."""
+
+    name = "dying"
+
+    def seal(self, pdf: bytes, **_: object) -> bytes:
+        raise WorkerDied
+
+
+def _crash_while_issuing(app, world: World, request_id: int) -> Letter:
+    import dataclasses
+
+    from issuer.services import letters as letter_service
+
+    crashing = dataclasses.replace(app.extensions["issuer.issuance"], sealer=DyingSealer())
+    with pytest.raises(WorkerDied):
+        letter_service.decide_request(
+            session=world.session,
+            user=world.aftersales,
+            request_id=request_id,
+            approve="all_eligible",
+            reject=[],
+            note="",
+            issuance=crashing,
+        )
+    world.session.rollback()
+    letter = letter_of(world.session, request_id)
+    assert letter.status == LetterStatus.PENDING
+    assert world.session.get(LetterRequest, request_id).status == "approved"
+    return letter
+
+
+def test_a_letter_whose_issuance_did_not_finish_is_finished_from_the_request_page(world, make_browser, app):
+    request_id = world.file(world.vins[:2])
+    pending = _crash_while_issuing(app, world, request_id)
+
+    exporter_html = make_browser(world.exporter_user).get(f"/requests/{request_id}").get_data(as_text=True)
+    assert "The letter is being issued" in exporter_html
+    assert "/completion" not in exporter_html
+    admin_html = make_browser(world.admin).get(f"/requests/{request_id}").get_data(as_text=True)
+    assert f"Issuing letter {pending.number} did not finish." in admin_html
+    assert "/completion" not in admin_html  # only after-sales issue letters
+
+    staff = make_browser(world.aftersales)
+    page = staff.get(f"/requests/{request_id}").get_data(as_text=True)
+    assert f"Issuing letter {pending.number} did not finish." in page
+    form = re.search(rf'<form method="post" action="/requests/{request_id}/completion">.*?</form>', page, re.S)
+    assert form, page
+    assert 'name="csrf_token"' in form.group(0)
+    assert staff.client.post(f"/requests/{request_id}/completion", data={}).status_code == 400  # no CSRF token:
+    assert letter_of(world.session, request_id).status == LetterStatus.PENDING  # nothing done
+
+    answer = staff.post(f"/requests/{request_id}/completion", {}, form_page=f"/requests/{request_id}")
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith(f"/letters/{pending.number}")
+    letter = letter_of(world.session, request_id)
+    assert (letter.number, letter.status) == (pending.number, LetterStatus.VALID)
+    exporter_html = make_browser(world.exporter_user).get(f"/requests/{request_id}").get_data(as_text=True)
+    assert "The letter is being issued" not in exporter_html
+    assert f'href="/letters/{pending.number}"' in exporter_html
+    # Finishing twice is refused plainly, and the letter stays as it is.
+    again = staff.post(f"/requests/{request_id}/completion", {}, form_page=f"/requests/{request_id}")
+    assert again.status_code == 302
+    assert "already decided" in staff.get(again.headers["Location"]).get_data(as_text=True)
+
+
+def test_staff_of_another_manufacturer_cannot_finish_a_pending_letter(world, make_browser, app):
+    request_id = world.file(world.vins[:1])
+    _crash_while_issuing(app, world, request_id)
+    other = make_browser(world.other_aftersales)
+    assert other.post(f"/requests/{request_id}/completion", {}, form_page="/requests").status_code == 404
+    assert letter_of(world.session, request_id).status == LetterStatus.PENDING
 
 
 # -- deciding ----------------------------------------------------------------------------------
