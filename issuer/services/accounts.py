@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -355,10 +356,49 @@ def _checked_password(password: str, *, field: str = "password") -> str:
     return password
 
 
-def set_password(*, session: Session, actor: User, user_id: int, password: str) -> User:
-    """An administrator sets a new password for a user who lost theirs."""
+def _revoke_all_tokens(session: Session, user: User, *, actor: str, reason: str) -> int:
+    """Revoke every active API token of ``user``, each recorded as ``token.revoked``; how many.
+
+    A password reset or change is what someone does who fears the account is in other hands;
+    the sessions end with the old password (``User.get_id``), and tokens must end with them or
+    whoever holds one keeps the account's powers."""
+    tokens = list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))))
+    now = clock.now_utc()
+    for token in tokens:
+        token.revoked_at = now
+        audit.record(
+            session,
+            action="token.revoked",
+            object_type="token",
+            object_id=token.id,
+            actor=actor,
+            manufacturer_id=user.manufacturer_id,
+            exporter_id=user.exporter_id,
+            details={"prefix": token.prefix, "name": token.name, "email": user.email, "reason": reason},
+        )
+    return len(tokens)
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    """A new password and the API tokens it ended."""
+
+    user: User
+    revoked_tokens: int
+
+
+def set_password(*, session: Session, actor: User, user_id: int, password: str) -> PasswordChange:
+    """An administrator sets a new password for a user who lost theirs, and revokes all the
+    user's API tokens: a reset is for an account its owner no longer controls.
+
+    Not for the administrator's own account: there the current password must be shown
+    (:func:`change_password`), or a session left open would be enough to take the account."""
     user = get_user(session, actor, user_id)
+    if user.id == actor.id:
+        message = "you cannot reset your own password here; change it on your account page"
+        raise ValidationFailed(message, details={"password": [message]})
     user.password_hash = hash_password(_checked_password(password))
+    revoked = _revoke_all_tokens(session, user, actor=actor.email, reason="password reset")
     audit.record(
         session,
         action="user.password_reset",
@@ -367,19 +407,24 @@ def set_password(*, session: Session, actor: User, user_id: int, password: str) 
         actor=actor.email,
         manufacturer_id=user.manufacturer_id,
         exporter_id=user.exporter_id,
-        details={"email": user.email},
+        details={"email": user.email, "revoked_tokens": revoked},
     )
     session.commit()
-    return user
+    return PasswordChange(user=user, revoked_tokens=revoked)
 
 
-def change_password(*, session: Session, user: User, current_password: str, new_password: str) -> User:
-    """A user changes their own password; the current one proves it is them at the keyboard."""
+def change_password(
+    *, session: Session, user: User, current_password: str, new_password: str, revoke_tokens: bool = True
+) -> PasswordChange:
+    """A user changes their own password; the current one proves it is them at the keyboard.
+    Their API tokens are revoked too unless they say otherwise (a routine change need not
+    break their programs; a change for fear of a leak should)."""
     if not password_matches(user.password_hash, current_password):
         raise ValidationFailed(
             "the current password is wrong", details={"current_password": ["the current password is wrong"]}
         )
     user.password_hash = hash_password(_checked_password(new_password, field="new_password"))
+    revoked = _revoke_all_tokens(session, user, actor=user.email, reason="password changed") if revoke_tokens else 0
     audit.record(
         session,
         action="user.password_changed",
@@ -388,9 +433,10 @@ def change_password(*, session: Session, user: User, current_password: str, new_
         actor=user.email,
         manufacturer_id=user.manufacturer_id,
         exporter_id=user.exporter_id,
+        details={"revoked_tokens": revoked},
     )
     session.commit()
-    return user
+    return PasswordChange(user=user, revoked_tokens=revoked)
 
 
 def set_locale(*, session: Session, user: User, locale: str) -> User:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, make_response, redirect, render_template, session, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, StringField
+from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -48,6 +48,9 @@ class PasswordChangeForm(FlaskForm):
     new_password = PasswordField(
         _l("New password"), validators=[DataRequired(), Length(min=accounts.MIN_PASSWORD_CHARS, max=200)]
     )
+    # Checked unless the user unticks it: a password is mostly changed for fear it leaked, and a
+    # token lives on past the sessions the change ends.
+    revoke_tokens = BooleanField(_l("Also revoke my API tokens"), default=True)
 
 
 class RevokeForm(FlaskForm):
@@ -137,11 +140,12 @@ def password():  # type: ignore[no-untyped-def]
     if not form.validate_on_submit():
         return _render(password_form=form, status=422)
     try:
-        accounts.change_password(
+        change = accounts.change_password(
             session=db_session(),
             user=current_user(),
             current_password=form.current_password.data or "",
             new_password=form.new_password.data or "",
+            revoke_tokens=bool(form.revoke_tokens.data),
         )
     except IssuerError as error:
         db_session().rollback()
@@ -151,4 +155,13 @@ def password():  # type: ignore[no-untyped-def]
     # this one is renewed with the new password.
     login_user(current_user())
     flash(_("Your password is changed."), "success")
+    if change.revoked_tokens:
+        flash(
+            ngettext(
+                "Your %(num)d API token is revoked; programs using it are refused from now on.",
+                "Your %(num)d API tokens are revoked; programs using them are refused from now on.",
+                change.revoked_tokens,
+            ),
+            "success",
+        )
     return redirect(url_for("account.index"))

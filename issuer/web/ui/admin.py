@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import EmailField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
@@ -269,9 +270,24 @@ class ActiveForm(FlaskForm):
 
 
 def _organisation_codes(form: FlaskForm) -> tuple[str | None, str | None]:
+    """The organisation the chosen role belongs to, from the one select that fits the role.
+
+    The form always carries both selects (the page's script only hides the one that does not
+    fit), so an exporter chosen before switching the role to after-sales is still submitted;
+    it is ignored here rather than refused as "a manufacturer and an exporter"."""
     manufacturer = getattr(form, "manufacturer", None)
     exporter = getattr(form, "exporter", None)
-    return (manufacturer.data or None) if manufacturer else None, (exporter.data or None) if exporter else None
+    manufacturer_code = (manufacturer.data or None) if manufacturer else None
+    exporter_code = (exporter.data or None) if exporter else None
+    try:
+        role = Role(form.role.data or "")
+    except ValueError:
+        return manufacturer_code, exporter_code  # the service names the unknown role
+    if role.is_manufacturer_staff:
+        return manufacturer_code, None
+    if role is Role.EXPORTER:
+        return None, exporter_code
+    return None, None  # reviewers and platform administrators belong to no organisation
 
 
 @admin.get("/users")
@@ -405,13 +421,32 @@ def user_password(user_id: int):  # type: ignore[no-untyped-def]
     form = PasswordResetForm()
     if not form.validate_on_submit():
         return _render_user_edit(user, password_form=form, status=422)
+    if user.id == actor.id:  # the service refuses it too; here the refusal is in the page's language
+        form.password.errors = [
+            _(
+                "You cannot reset your own password here; change it on your account page, which asks for your"
+                " current password."
+            )
+        ]
+        return _render_user_edit(user, password_form=form, status=422)
     try:
-        accounts.set_password(session=session, actor=actor, user_id=user.id, password=form.password.data or "")
+        change = accounts.set_password(session=session, actor=actor, user_id=user.id, password=form.password.data or "")
     except IssuerError as error:
         session.rollback()
         status = _show_error(form, error)
         return _render_user_edit(accounts.get_user(session, actor, user_id), password_form=form, status=status)
     flash(_("A new password is set for %(email)s. Tell them over a safe channel.", email=user.email), "success")
+    if change.revoked_tokens:
+        flash(
+            ngettext(
+                "Their %(num)d API token is revoked; they create a new one after signing in.",
+                "Their %(num)d API tokens are revoked; they create new ones after signing in.",
+                change.revoked_tokens,
+            ),
+            "success",
+        )
+    else:
+        flash(_("They had no API token to revoke."), "success")
     return redirect(url_for("admin.user_edit", user_id=user.id))
 
 

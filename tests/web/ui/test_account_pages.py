@@ -170,3 +170,69 @@ def test_account_page_needs_signing_in(client):
     answer = client.get("/account")
     assert answer.status_code == 302
     assert "/login" in answer.headers["Location"]
+
+
+def test_the_password_form_offers_to_revoke_my_tokens_ticked_by_default(make_browser, exporter_user):
+    text = page(make_browser(exporter_user).get("/account"))
+    checkbox = re.search(r'<input[^>]*id="revoke_tokens"[^>]*>', text)
+    assert checkbox is not None
+    assert "checked" in checkbox.group(0)
+    assert '<label for="revoke_tokens">Also revoke my API tokens</label>' in text
+
+
+def test_changing_my_password_revokes_my_api_tokens_when_ticked(make_browser, client, session, exporter_user):
+    tokens = [factories.token(session, exporter_user) for _ in range(2)]
+    other = make_user(session, "exporter", exporter=exporter_user.exporter)
+    others_token = factories.token(session, other)
+    browser = make_browser(exporter_user)
+
+    done = browser.post(
+        "/account/password",
+        {"current_password": factories.PASSWORD, "new_password": "a-new-password", "revoke_tokens": "y"},
+        form_page="/account",
+    )
+
+    assert done.status_code == 302
+    text = page(browser.get("/account"))
+    assert "Your 2 API tokens are revoked" in text
+    for token in tokens:
+        assert client.get("/api/v1/requests", headers=bearer(token)).status_code == 401
+    assert client.get("/api/v1/requests", headers=bearer(others_token)).status_code == 200
+    revoked = session.scalars(select(AuditEntry).where(AuditEntry.action == "token.revoked")).all()
+    assert len(revoked) == 2
+    assert {entry.actor for entry in revoked} == {exporter_user.email}
+    changed = session.scalars(select(AuditEntry).where(AuditEntry.action == "user.password_changed")).one()
+    assert changed.details["revoked_tokens"] == 2
+
+
+def test_changing_my_password_keeps_my_tokens_when_unticked(make_browser, client, session, exporter_user):
+    token = factories.token(session, exporter_user)
+    browser = make_browser(exporter_user)
+
+    done = browser.post(
+        "/account/password",
+        {"current_password": factories.PASSWORD, "new_password": "a-new-password"},
+        form_page="/account",
+    )
+
+    assert done.status_code == 302
+    assert "API token" not in page(browser.get("/account")).split("Your password is changed.", 1)[1].split("</div>")[0]
+    assert client.get("/api/v1/requests", headers=bearer(token)).status_code == 200
+    assert session.scalars(select(AuditEntry).where(AuditEntry.action == "token.revoked")).all() == []
+
+
+def test_a_refused_password_change_keeps_the_tokens_and_the_unticked_box(make_browser, client, session, exporter_user):
+    token = factories.token(session, exporter_user)
+    browser = make_browser(exporter_user)
+
+    wrong = browser.post(
+        "/account/password",
+        {"current_password": "not-my-password", "new_password": "a-new-password"},
+        form_page="/account",
+    )
+
+    assert wrong.status_code == 422
+    checkbox = re.search(r'<input[^>]*id="revoke_tokens"[^>]*>', page(wrong))
+    assert checkbox is not None
+    assert "checked" not in checkbox.group(0)  # what was chosen is kept
+    assert client.get("/api/v1/requests", headers=bearer(token)).status_code == 200

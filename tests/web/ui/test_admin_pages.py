@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from issuer.errors import ValidationFailed
 from issuer.models import AuditEntry, Manufacturer, User
 from issuer.services import accounts, organisations
 from tests import factories
@@ -505,3 +506,106 @@ def test_renaming_a_manufacturer_with_a_seal_key_advises_a_rotation(browser, ses
     )
     assert answer.status_code == 200
     assert "The current seal certificate still names the old name" in page(answer)
+
+
+@pytest.mark.parametrize(
+    ("role", "kept"),
+    [("aftersales", "manufacturer"), ("exporter", "exporter"), ("reviewer", None), ("platform_admin", None)],
+)
+def test_new_user_keeps_only_the_organisation_select_that_fits_the_role(
+    browser, session, platform_admin, maker, role, kept
+):
+    """Both selects are always submitted (the script only hides one): an exporter chosen before
+    the role was switched to after-sales is ignored, not refused as 'not both'."""
+    exporter = factories.exporter(session, "EXPA")
+    browser.sign_in(platform_admin)
+    answer = browser.post(
+        "/admin/users/new",
+        {
+            "email": "switched@example.test",
+            "role": role,
+            "password": "a-long-password",
+            "manufacturer": maker.code,
+            "exporter": exporter.code,
+        },
+    )
+    assert answer.status_code == 302, page(answer)
+    created = session.scalars(select(User).where(User.email == "switched@example.test")).one()
+    assert created.manufacturer_id == (maker.id if kept == "manufacturer" else None)
+    assert created.exporter_id == (exporter.id if kept == "exporter" else None)
+
+
+def test_editing_a_user_keeps_only_the_organisation_select_that_fits_the_role(browser, session, platform_admin, maker):
+    exporter = factories.exporter(session, "EXPB")
+    user = make_user(session, "exporter", exporter=exporter)
+    browser.sign_in(platform_admin)
+
+    answer = browser.post(
+        f"/admin/users/{user.id}", {"role": "aftersales", "manufacturer": maker.code, "exporter": exporter.code}
+    )
+
+    assert answer.status_code == 302, page(answer)
+    session.expire_all()
+    moved = session.get(User, user.id)
+    assert (moved.role, moved.manufacturer_id, moved.exporter_id) == ("aftersales", maker.id, None)
+    missing = browser.post(f"/admin/users/{user.id}", {"role": "exporter", "manufacturer": maker.code, "exporter": ""})
+    assert missing.status_code == 422
+    assert "required" in error_beside(page(missing), "exporter")
+
+
+def test_a_password_reset_revokes_every_api_token_of_the_user(make_browser, client, session, maker):
+    admin = make_user(session, "manufacturer_admin", manufacturer=maker)
+    user = make_user(session, "aftersales", manufacturer=maker)
+    tokens = [factories.token(session, user) for _ in range(2)]
+    colleague = make_user(session, "aftersales", manufacturer=maker)
+    colleagues_token = factories.token(session, colleague)
+    for token in (*tokens, colleagues_token):
+        assert client.get("/api/v1/requests", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    browser = make_browser(admin)
+
+    answer = browser.post(
+        f"/admin/users/{user.id}/password", {"password": "brand-new-password"}, form_page=f"/admin/users/{user.id}"
+    )
+
+    assert answer.status_code == 302
+    assert "Their 2 API tokens are revoked" in page(browser.get(f"/admin/users/{user.id}"))
+    for token in tokens:
+        assert client.get("/api/v1/requests", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert client.get("/api/v1/requests", headers={"Authorization": f"Bearer {colleagues_token}"}).status_code == 200
+    revoked = session.scalars(select(AuditEntry).where(AuditEntry.action == "token.revoked")).all()
+    assert len(revoked) == 2
+    assert {entry.actor for entry in revoked} == {admin.email}
+    reset = session.scalars(select(AuditEntry).where(AuditEntry.action == "user.password_reset")).one()
+    assert reset.details["revoked_tokens"] == 2
+
+    again = browser.post(
+        f"/admin/users/{user.id}/password", {"password": "another-new-password"}, form_page=f"/admin/users/{user.id}"
+    )
+    assert again.status_code == 302
+    assert "They had no API token to revoke." in page(browser.get(f"/admin/users/{user.id}"))
+
+
+def test_an_admin_cannot_reset_their_own_password_here(make_browser, client, session, maker):
+    admin = make_user(session, "manufacturer_admin", manufacturer=maker)
+    token = factories.token(session, admin)
+    browser = make_browser(admin)
+
+    answer = browser.post(
+        f"/admin/users/{admin.id}/password", {"password": "brand-new-password"}, form_page=f"/admin/users/{admin.id}"
+    )
+
+    assert answer.status_code == 422
+    assert "change it on your account page" in error_beside(page(answer), "password")
+    session.expire_all()
+    assert accounts.authenticate(session=session, email=admin.email, password=factories.PASSWORD) is not None
+    assert client.get("/api/v1/requests", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert session.scalars(select(AuditEntry).where(AuditEntry.action == "user.password_reset")).all() == []
+
+
+def test_the_service_refuses_an_admin_resetting_their_own_password(session, maker):
+    admin = make_user(session, "manufacturer_admin", manufacturer=maker)
+    with pytest.raises(ValidationFailed) as refused:
+        accounts.set_password(session=session, actor=admin, user_id=admin.id, password="brand-new-password")
+    assert "password" in refused.value.details
+    session.rollback()
+    assert accounts.authenticate(session=session, email=admin.email, password=factories.PASSWORD) is not None
