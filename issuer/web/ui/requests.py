@@ -391,7 +391,7 @@ def complete(request_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
     request_service.get_request(session=session, user=user, request_id=request_id)  # 404 for others
     if not CompletionForm().validate_on_submit():
-        flash(_("The form had expired; press the button again."), "error")
+        flash(_("The form had expired; try again."), "error")
         return redirect(url_for("requests_ui.detail", request_id=request_id))
     try:
         decision = letter_service.decide_request(
