@@ -325,9 +325,20 @@ def demo() -> None:
     """Load the demo data set (idempotent) and print the demo accounts."""
     from issuer.services.demo import load_demo
 
-    settings = current_app.config["ISSUER_SETTINGS"]
-    with _session() as session:
-        accounts = load_demo(session=session, keys_dir=settings.keys_dir, passphrase=settings.seal_passphrase)
+    # The app's own Issuance (keys, passphrase, public URL, sealer): demo letters are real ones.
+    # Mail the demo's requests and decisions cause is delivered (or kept, without SMTP) right
+    # after each commit, once: a mail thread writing the outbox while the next step reads and
+    # then writes makes SQLite refuse that step ("database is locked").
+    config = current_app.config
+    saved = {key: config[key] for key in ("ISSUER_MAIL_INLINE", "ISSUER_MAIL_BACKOFF") if key in config}
+    config.update(ISSUER_MAIL_INLINE=True, ISSUER_MAIL_BACKOFF=())
+    try:
+        with _session() as session:
+            accounts = load_demo(session=session, issuance=current_app.extensions["issuer.issuance"])
+    finally:
+        for key in ("ISSUER_MAIL_INLINE", "ISSUER_MAIL_BACKOFF"):
+            config.pop(key, None)
+        config.update(saved)
     click.echo("Demo accounts (password for all: see below):")
     for email, role, organisation, password in accounts:
         click.echo(f"  {email:<34} {role:<19} {organisation:<10} {password}")

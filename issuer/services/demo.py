@@ -1,8 +1,11 @@
 """The demo data set: two manufacturers (one a small maker), a sales company that may not issue,
 a few hundred registered VINs, outlets in ten countries, two exporters, one negative-list entry
-and a user of every role. Names and WMIs are invented for the demo.
+and a user of every role — and the application in use: requests filed by the exporters (one
+waiting for review, one partly approved with its letter, one whose letter was revoked, one to a
+country without an outlet), so every role's pages have something real to show. Names and WMIs are
+invented for the demo.
 
-Loading is idempotent: what already exists (by code or e-mail) is left alone.
+Loading is idempotent: what already exists (by code, e-mail or request reference) is left alone.
 """
 
 from __future__ import annotations
@@ -11,15 +14,30 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issuer import clock
+from issuer.domain.eligibility import VehicleDeclaration
 from issuer.domain.uscc import with_uscc_check
 from issuer.domain.vin import VIN_ALPHABET, with_check_digit
-from issuer.models import Exporter, Manufacturer, Outlet, RegisteredVehicle, User
-from issuer.services import accounts, keys, organisations, outlets
+from issuer.models import (
+    CoveredVin,
+    Exporter,
+    Letter,
+    LetterRequest,
+    LetterStatus,
+    Manufacturer,
+    Outlet,
+    RegisteredVehicle,
+    RequestStatus,
+    RequestVehicle,
+    User,
+)
+from issuer.services import accounts, keys, letters, organisations, outlets, requests
+from issuer.services.letters import Issuance
 
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - published demo credentials, development only
 MODEL_YEARS = "ABCDEFGHJKLMNPRSTVWXY123456789"
@@ -237,6 +255,58 @@ USERS = (
     ("reviewer@mofcom.demo", "reviewer", None, None),
 )
 
+DEMO_MANUFACTURER = "DYAUTO"
+DEMO_EXPORTER_USERS = {"YUANHANG": "clerk@yuanhang.demo", "SILKROAD": "clerk@silkroad.demo"}
+DEMO_AFTERSALES = "aftersales@dongyue.demo"
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    """One request of the demo's history, filed to DYAUTO and taken as far as ``outcome``.
+
+    ``vehicles`` are registered VINs declared as the registry has them; ``refused`` more are
+    declared registered before they were produced, so the review shows a refusal with its reason
+    (REGISTRATION_DATE_INVALID). After-sales approves the eligible ones except the first
+    ``rejected``, which it rejects with ``rejection_reason``; a ``revoked`` request's letter is then
+    revoked with ``revocation_reason``."""
+
+    reference: str
+    exporter: str
+    destination: str
+    vehicles: int
+    outcome: Literal["submitted", "approved", "revoked"]
+    refused: int = 0
+    rejected: int = 0
+    rejection_reason: str = ""
+    revocation_reason: str = ""
+    note: str = ""
+
+
+# Ordered as they happened: the revoked letter first, the request waiting for review last.
+# KG has no DYAUTO outlet: that request shows as demand without coverage on the chart.
+REQUESTS = (
+    DemoRequest(
+        "DEMO-2026-001",
+        "YUANHANG",
+        "AE",
+        vehicles=2,
+        outcome="revoked",
+        revocation_reason="The buyer cancelled the contract; the vehicles stay in China (demo entry)",
+    ),
+    DemoRequest(
+        "DEMO-2026-002",
+        "YUANHANG",
+        "KZ",
+        vehicles=4,
+        outcome="approved",
+        rejected=1,
+        rejection_reason="This vehicle was sold to a domestic dealer before the export contract (demo entry)",
+        note="Approved except the vehicle already sold in China",
+    ),
+    DemoRequest("DEMO-2026-003", "YUANHANG", "UZ", vehicles=3, refused=1, outcome="submitted"),
+    DemoRequest("DEMO-2026-004", "SILKROAD", "KG", vehicles=3, outcome="submitted"),
+)
+
 
 def demo_vin(rng: random.Random, wmi: str) -> str:
     """A syntactically valid VIN with a correct check digit for the given WMI (or WMI/plant)."""
@@ -253,12 +323,20 @@ def demo_vin(rng: random.Random, wmi: str) -> str:
 
 
 def load_demo(
-    *, session: Session, keys_dir: Path | None = None, passphrase: str | None = None
+    *,
+    session: Session,
+    keys_dir: Path | None = None,
+    passphrase: str | None = None,
+    issuance: Issuance | None = None,
 ) -> list[tuple[str, str, str, str]]:
     """Load the demo data set; returns the demo accounts (email, role, organisation, password).
 
-    With ``keys_dir`` and ``passphrase``, every demo manufacturer that may issue and has no
-    seal key gets a development key, so the demo can issue letters at once."""
+    With ``keys_dir`` and ``passphrase`` (or an ``issuance``, which holds both), every demo
+    manufacturer that may issue and has no seal key gets a development key, so the demo can
+    issue letters at once. The requests waiting for review are always filed; the decided ones,
+    with their letters, only with an ``issuance`` — issuing renders and seals real letters."""
+    if issuance is not None:
+        keys_dir, passphrase = keys_dir or issuance.keys_dir, passphrase or issuance.passphrase
     rng = random.Random(20260101)  # noqa: S311 - reproducible demo data, not secrets
     today = clock.today_in_china()
     for spec in MANUFACTURERS:
@@ -346,4 +424,115 @@ def load_demo(
                 exporter_code=exporter_code,
             )
         accounts_out.append((email, role, manufacturer_code or exporter_code or "-", DEMO_PASSWORD))
+    _load_requests(session, issuance=issuance, today=today)
     return accounts_out
+
+
+def _demo_user(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:  # created above; gone only if someone deleted a demo account
+        raise LookupError(f"the demo account {email} is missing")
+    return user
+
+
+def _fresh_vehicles(
+    session: Session, manufacturer: Manufacturer, count: int, today: dt.date
+) -> list[RegisteredVehicle]:
+    """Registered vehicles in no request to this manufacturer and no valid letter: a demo
+    request never repeats another's VINs, so its verdicts stay clean however often it runs.
+    Produced at least 11 days ago, so a registration after production and before today exists."""
+    in_requests = (
+        select(RequestVehicle.vin)
+        .join(LetterRequest, LetterRequest.id == RequestVehicle.request_id)
+        .where(LetterRequest.manufacturer_id == manufacturer.id)
+    )
+    return list(
+        session.scalars(
+            select(RegisteredVehicle)
+            .where(
+                RegisteredVehicle.manufacturer_id == manufacturer.id,
+                RegisteredVehicle.production_date.is_not(None),
+                RegisteredVehicle.production_date <= today - dt.timedelta(days=11),
+                RegisteredVehicle.vin.not_in(in_requests),
+                RegisteredVehicle.vin.not_in(select(CoveredVin.vin)),
+            )
+            .order_by(RegisteredVehicle.vin)
+            .limit(count)
+        )
+    )
+
+
+def _declarations(vehicles: list[RegisteredVehicle], plan: DemoRequest, today: dt.date) -> list[VehicleDeclaration]:
+    """The exporter's list: registered 10 days after production but within the last 120 days
+    (inside the 180-day window of an application a week from now); the ``refused`` last ones
+    declared registered three days before they were produced."""
+    declarations = []
+    for index, vehicle in enumerate(vehicles):
+        produced = vehicle.production_date or today  # never None: _fresh_vehicles picks produced ones
+        if index < plan.vehicles:
+            registered = max(produced + dt.timedelta(days=10), today - dt.timedelta(days=120))
+        else:
+            registered = produced - dt.timedelta(days=3)
+        declarations.append(
+            VehicleDeclaration(
+                vin=vehicle.vin,
+                brand=vehicle.brand,
+                model=vehicle.model,
+                registration_date=registered,
+                destination=plan.destination,
+            )
+        )
+    return declarations
+
+
+def _load_requests(session: Session, *, issuance: Issuance | None, today: dt.date) -> None:
+    """File the demo's requests through the exporter's service and decide them through
+    after-sales', as a user would. Each step runs only if its result is missing (request by
+    reference, decision by status, revocation by the letter's status), so a second run adds
+    nothing and an interrupted run is finished by the next."""
+    manufacturer = organisations.get_manufacturer(session, DEMO_MANUFACTURER)
+    application_date = today + dt.timedelta(days=7)  # the export licence is applied for next week
+    for plan in REQUESTS:
+        if plan.outcome != "submitted" and issuance is None:
+            continue  # a decision issues a letter: that needs the seal and the renderer
+        exporter = organisations.get_exporter(session, plan.exporter)
+        request = session.scalar(
+            select(LetterRequest).where(
+                LetterRequest.manufacturer_id == manufacturer.id,
+                LetterRequest.exporter_id == exporter.id,
+                LetterRequest.reference == plan.reference,
+            )
+        )
+        if request is None:
+            vehicles = _fresh_vehicles(session, manufacturer, plan.vehicles + plan.refused, today)
+            if len(vehicles) < plan.vehicles + plan.refused:
+                continue  # the registry was emptied or used up: no demo request rather than a wrong one
+            request, _ = requests.submit_request(
+                session=session,
+                user=_demo_user(session, DEMO_EXPORTER_USERS[plan.exporter]),
+                manufacturer_code=manufacturer.code,
+                application_date=application_date,
+                reference=plan.reference,
+                vehicles=_declarations(vehicles, plan, today),
+            )
+        if plan.outcome == "submitted" or issuance is None:
+            continue
+        staff = _demo_user(session, DEMO_AFTERSALES)
+        unfinished = letters.pending_letter_of(session=session, request_id=request.id)
+        if request.status == RequestStatus.SUBMITTED.value or unfinished is not None:
+            rejected = [v.vin for v in request.vehicles[: plan.rejected]]
+            letters.decide_request(
+                session=session,
+                user=staff,
+                request_id=request.id,
+                approve="all_eligible",
+                reject=[(vin, plan.rejection_reason) for vin in rejected],
+                note=plan.note,
+                issuance=issuance,
+            )
+        if plan.outcome == "revoked":
+            letter = session.scalar(
+                select(Letter).where(Letter.request_id == request.id, Letter.status == LetterStatus.VALID.value)
+            )
+            if letter is not None:
+                letters.revoke_letter(session=session, user=staff, number=letter.number, reason=plan.revocation_reason)
