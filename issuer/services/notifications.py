@@ -140,6 +140,10 @@ def _queue(
 ) -> list[OutboxMessage]:
     subject = " ".join(subject.split())[:300]  # one header line, whatever the names hold
     now = clock.now_utc()
+    # With no SMTP server there is nothing to deliver: the message is kept at once, so no
+    # background write follows the change (on SQLite it would compete for the one write lock).
+    dispatcher = _dispatcher()
+    keep = dispatcher is not None and dispatcher.transport is None
     messages = [
         OutboxMessage(
             created_at=now,
@@ -149,14 +153,15 @@ def _queue(
             body=body,
             manufacturer_id=manufacturer_id,
             exporter_id=exporter_id,
-            state=MessageState.QUEUED.value,
+            state=(MessageState.KEPT if keep else MessageState.QUEUED).value,
             attempts=0,
         )
         for email in dict.fromkeys(recipients)
     ]
     if messages:
         session.add_all(messages)
-        _mark_pending(session)
+        if not keep:
+            _mark_pending(session)
     return messages
 
 
@@ -658,8 +663,8 @@ class MailDispatcher:
     def start(self) -> None:
         """Start the thread if it is not running (its first act is a sweep of the queue); nothing
         in inline mode. Cheap once running, so every request may call it. Never raises."""
-        if self.inline or self.running:
-            return
+        if self.inline or self.running or self.transport is None:
+            return  # without SMTP, messages are kept as they are written: nothing to deliver
         try:
             self._start()
         except Exception:

@@ -324,6 +324,16 @@ def test_without_smtp_messages_are_kept(session, world, make_client):
     assert {(m.state, m.attempts) for m in outbox(session)} == {(MessageState.KEPT.value, 0)}
 
 
+def test_without_smtp_messages_are_kept_in_the_change_itself_with_no_delivery_after_it(
+    session, world, settings, bound_database
+):
+    app = make_mail_app(settings, bound_database, port=None, inline=False)  # no inline delivery to rely on
+    client = app.test_client()
+    submit(client, world, world.vins[:1])
+    assert {(m.state, m.attempts) for m in outbox(session)} == {(MessageState.KEPT.value, 0)}
+    assert app.extensions["issuer.mail"]._thread is None  # nothing was woken to write afterwards
+
+
 # -- the command line --------------------------------------------------------------------------
 
 
