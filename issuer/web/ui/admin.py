@@ -8,8 +8,8 @@ anything else is a 404, like something that does not exist.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -64,6 +64,26 @@ def _show_error(form: FlaskForm, error: IssuerError, fields: Mapping[str, str] |
     return error.http_status
 
 
+T = TypeVar("T")
+
+
+def _create(form: FlaskForm, create: Callable[[], T], fields: Mapping[str, str] | None = None) -> tuple[T | None, int]:
+    """Run a "new …" page's service once its form is posted and valid.
+
+    Returns what the service created, for the view to announce and redirect to, or ``None`` with
+    the status the form page is shown with: 200 when it is first opened, 422 for bad input, and
+    the service error's own status (its message beside the field) when the service refuses."""
+    if request.method != "POST":
+        return None, 200
+    if not form.validate_on_submit():
+        return None, 422
+    try:
+        return create(), 200
+    except IssuerError as error:
+        db_session().rollback()
+        return None, _show_error(form, error, fields)
+
+
 def _wmi_lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
@@ -112,27 +132,23 @@ def manufacturer_new():  # type: ignore[no-untyped-def]
     form = ManufacturerForm()
     if request.method == "GET":
         form.letter_validity_days.data = DEFAULT_LETTER_VALIDITY_DAYS
-    status = 200
-    if request.method == "POST":
-        status = 422
-        if form.validate_on_submit():
-            try:
-                manufacturer = organisations.create_manufacturer(
-                    session=db_session(),
-                    code=form.code.data or "",
-                    name=form.name.data or "",
-                    name_en=form.name_en.data or "",
-                    uscc=form.uscc.data or "",
-                    wmis=_wmi_lines(form.wmis.data),
-                    manufacturer_type=form.type.data or "",
-                    letter_validity_days=form.letter_validity_days.data,
-                )
-            except IssuerError as error:
-                db_session().rollback()
-                status = _show_error(form, error, MANUFACTURER_FIELDS)
-            else:
-                flash(_("Manufacturer %(code)s created.", code=manufacturer.code), "success")
-                return redirect(url_for("admin.manufacturers"))
+    manufacturer, status = _create(
+        form,
+        lambda: organisations.create_manufacturer(
+            session=db_session(),
+            code=form.code.data or "",
+            name=form.name.data or "",
+            name_en=form.name_en.data or "",
+            uscc=form.uscc.data or "",
+            wmis=_wmi_lines(form.wmis.data),
+            manufacturer_type=form.type.data or "",
+            letter_validity_days=form.letter_validity_days.data,
+        ),
+        MANUFACTURER_FIELDS,
+    )
+    if manufacturer is not None:
+        flash(_("Manufacturer %(code)s created.", code=manufacturer.code), "success")
+        return redirect(url_for("admin.manufacturers"))
     return render_template(
         "ui/admin/manufacturer_form.html", form=form, manufacturer=None, type_label=type_label
     ), status
@@ -206,24 +222,19 @@ def exporters():  # type: ignore[no-untyped-def]
 @requires(Role.PLATFORM_ADMIN)
 def exporter_new():  # type: ignore[no-untyped-def]
     form = ExporterForm()
-    status = 200
-    if request.method == "POST":
-        status = 422
-        if form.validate_on_submit():
-            try:
-                exporter = organisations.create_exporter(
-                    session=db_session(),
-                    code=form.code.data or "",
-                    name=form.name.data or "",
-                    name_en=form.name_en.data or "",
-                    uscc=form.uscc.data or "",
-                )
-            except IssuerError as error:
-                db_session().rollback()
-                status = _show_error(form, error)
-            else:
-                flash(_("Exporter %(code)s created.", code=exporter.code), "success")
-                return redirect(url_for("admin.exporters"))
+    exporter, status = _create(
+        form,
+        lambda: organisations.create_exporter(
+            session=db_session(),
+            code=form.code.data or "",
+            name=form.name.data or "",
+            name_en=form.name_en.data or "",
+            uscc=form.uscc.data or "",
+        ),
+    )
+    if exporter is not None:
+        flash(_("Exporter %(code)s created.", code=exporter.code), "success")
+        return redirect(url_for("admin.exporters"))
     return render_template("ui/admin/exporter_form.html", form=form), status
 
 
@@ -302,30 +313,35 @@ def user_new():  # type: ignore[no-untyped-def]
     actor = current_user()
     form = UserForm()
     _organisation_choices(form, actor)
-    status = 200
-    if request.method == "POST":
-        status = 422
-        if form.validate_on_submit():
-            manufacturer_code, exporter_code = _organisation_codes(form)
-            try:
-                user = accounts.create_user_as(
-                    session=db_session(),
-                    actor=actor,
-                    email=form.email.data or "",
-                    role=form.role.data or "",
-                    password=form.password.data or "",
-                    manufacturer_code=manufacturer_code,
-                    exporter_code=exporter_code,
-                )
-            except IssuerError as error:
-                db_session().rollback()
-                status = _show_error(form, error)
-            else:
-                flash(_("User %(email)s created.", email=user.email), "success")
-                return redirect(url_for("admin.users"))
+
+    def create() -> User:
+        manufacturer_code, exporter_code = _organisation_codes(form)
+        return accounts.create_user_as(
+            session=db_session(),
+            actor=actor,
+            email=form.email.data or "",
+            role=form.role.data or "",
+            password=form.password.data or "",
+            manufacturer_code=manufacturer_code,
+            exporter_code=exporter_code,
+        )
+
+    user, status = _create(form, create)
+    if user is not None:
+        flash(_("User %(email)s created.", email=user.email), "success")
+        return redirect(url_for("admin.users"))
     return render_template(
         "ui/admin/user_new.html", form=form, actor=actor, min_password=accounts.MIN_PASSWORD_CHARS
     ), status
+
+
+def _refused(user_id: int, error: IssuerError, form_name: str, form: FlaskForm) -> tuple[str, int]:
+    """The user's page again after a service refused one of its forms, the error beside that form
+    (the user is read again: the rolled-back change must not show)."""
+    session = db_session()
+    session.rollback()
+    status = _show_error(form, error)
+    return _render_user_edit(accounts.get_user(session, current_user(), user_id), status=status, **{form_name: form})
 
 
 def _render_user_edit(
@@ -383,9 +399,7 @@ def user_edit(user_id: int):  # type: ignore[no-untyped-def]
             exporter_code=exporter_code,
         )
     except IssuerError as error:
-        session.rollback()
-        status = _show_error(form, error)
-        return _render_user_edit(accounts.get_user(session, actor, user_id), role_form=form, status=status)
+        return _refused(user_id, error, "role_form", form)
     flash(_("User %(email)s saved.", email=user.email), "success")
     return redirect(url_for("admin.user_edit", user_id=user.id))
 
@@ -402,9 +416,7 @@ def user_active(user_id: int, change: str):  # type: ignore[no-untyped-def]
     try:
         accounts.set_active(session=session, actor=actor, user_id=user.id, active=change == "reactivate")
     except IssuerError as error:
-        session.rollback()
-        status = _show_error(form, error)
-        return _render_user_edit(accounts.get_user(session, actor, user_id), active_form=form, status=status)
+        return _refused(user_id, error, "active_form", form)
     if change == "reactivate":
         flash(_("User %(email)s can sign in again.", email=user.email), "success")
     else:
@@ -432,9 +444,7 @@ def user_password(user_id: int):  # type: ignore[no-untyped-def]
     try:
         change = accounts.set_password(session=session, actor=actor, user_id=user.id, password=form.password.data or "")
     except IssuerError as error:
-        session.rollback()
-        status = _show_error(form, error)
-        return _render_user_edit(accounts.get_user(session, actor, user_id), password_form=form, status=status)
+        return _refused(user_id, error, "password_form", form)
     flash(_("A new password is set for %(email)s. Tell them over a safe channel.", email=user.email), "success")
     if change.revoked_tokens:
         flash(
@@ -525,6 +535,17 @@ def _render_keys(
     return page, status
 
 
+def _keys_refused(code: str, error: IssuerError, form_name: str, form: FlaskForm) -> tuple[str, int]:
+    """The keys page again after a service refused one of its forms, the error beside that form
+    (the manufacturer is read again: the rolled-back change must not show)."""
+    session = db_session()
+    session.rollback()
+    status = _show_error(form, error)
+    return _render_keys(
+        organisations.manufacturer_for(session, current_user(), code), status=status, **{form_name: form}
+    )
+
+
 @admin.get("/keys/<code>")
 @requires(*ADMINS)
 def keys_of(code: str):  # type: ignore[no-untyped-def]
@@ -544,11 +565,7 @@ def key_change(code: str, change: str):  # type: ignore[no-untyped-def]
     try:
         key = make(session=session, manufacturer_code=manufacturer.code, keys_dir=keys_dir, passphrase=passphrase)
     except IssuerError as error:
-        session.rollback()
-        status = _show_error(form, error)
-        return _render_keys(
-            organisations.manufacturer_for(session, current_user(), code), action_form=form, status=status
-        )
+        return _keys_refused(code, error, "action_form", form)
     if change == "generate":
         flash(_("Seal key %(kid)s created; it seals new letters from now on.", kid=key.kid), "success")
     else:
@@ -579,11 +596,7 @@ def key_import(code: str):  # type: ignore[no-untyped-def]
             passphrase=passphrase,
         )
     except IssuerError as error:
-        session.rollback()
-        status = _show_error(form, error)
-        return _render_keys(
-            organisations.manufacturer_for(session, current_user(), code), import_form=form, status=status
-        )
+        return _keys_refused(code, error, "import_form", form)
     flash(_("The CA-issued key %(kid)s now seals new letters.", kid=key.kid), "success")
     return redirect(url_for("admin.keys_of", code=manufacturer.code))
 
@@ -599,11 +612,7 @@ def seal_image_upload(code: str):  # type: ignore[no-untyped-def]
     try:
         organisations.set_seal_image(session=session, manufacturer_code=manufacturer.code, image=form.image.data.read())
     except IssuerError as error:
-        session.rollback()
-        status = _show_error(form, error)
-        return _render_keys(
-            organisations.manufacturer_for(session, current_user(), code), image_form=form, status=status
-        )
+        return _keys_refused(code, error, "image_form", form)
     flash(_("The seal image is saved; it is printed on letters issued from now on."), "success")
     return redirect(url_for("admin.keys_of", code=manufacturer.code))
 
