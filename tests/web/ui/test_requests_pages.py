@@ -301,6 +301,17 @@ def test_a_letter_whose_issuance_did_not_finish_is_finished_from_the_request_pag
     assert "already decided" in staff.get(again.headers["Location"]).get_data(as_text=True)
 
 
+def test_the_requests_list_says_a_letter_is_being_issued_while_its_issuance_is_unfinished(world, make_browser, app):
+    request_id = world.file(world.vins[:2])
+    _crash_while_issuing(app, world, request_id)
+
+    for user in (world.exporter_user, world.aftersales):
+        listing = make_browser(user).get("/requests?status=all").get_data(as_text=True)
+        row = re.search(rf'<tr>(?:(?!</tr>).)*href="/requests/{request_id}"(?:(?!</tr>).)*</tr>', listing, re.S)
+        assert row, listing
+        assert "Being issued" in row.group(0)
+
+
 def test_staff_of_another_manufacturer_cannot_finish_a_pending_letter(world, make_browser, app):
     request_id = world.file(world.vins[:1])
     _crash_while_issuing(app, world, request_id)
