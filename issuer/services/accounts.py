@@ -93,13 +93,10 @@ def create_user(
     user.password_hash = hash_password(password)  # last: hashing is deliberately slow
     session.add(user)
     session.flush()  # the user's id names it in the audit trail
-    audit.record(
+    _record_user(
         session,
+        user,
         action="user.created",
-        object_type="user",
-        object_id=user.id,
-        manufacturer_id=user.manufacturer_id,
-        exporter_id=user.exporter_id,
         details={
             "email": user.email,
             "role": user.role,
@@ -109,6 +106,22 @@ def create_user(
     )
     session.commit()
     return user
+
+
+def _record_user(
+    session: Session, user: User, *, action: str, details: dict[str, object], actor: str | None = None
+) -> None:
+    """An audit entry about a user, under the user's organisation."""
+    audit.record(
+        session,
+        action=action,
+        object_type="user",
+        object_id=user.id,
+        actor=actor,
+        manufacturer_id=user.manufacturer_id,
+        exporter_id=user.exporter_id,
+        details=details,
+    )
 
 
 def _digest(token: str) -> str:
@@ -310,15 +323,8 @@ def update_user(
     user.manufacturer = manufacturer
     user.exporter = exporter
     session.flush()
-    audit.record(
-        session,
-        action="user.updated",
-        object_type="user",
-        object_id=user.id,
-        actor=actor.email,
-        manufacturer_id=user.manufacturer_id,
-        exporter_id=user.exporter_id,
-        details={"email": user.email, "changes": changes},
+    _record_user(
+        session, user, action="user.updated", actor=actor.email, details={"email": user.email, "changes": changes}
     )
     session.commit()
     return user
@@ -333,14 +339,11 @@ def set_active(*, session: Session, actor: User, user_id: int, active: bool) -> 
     if user.active == active:
         return user
     user.active = active
-    audit.record(
+    _record_user(
         session,
+        user,
         action="user.reactivated" if active else "user.deactivated",
-        object_type="user",
-        object_id=user.id,
         actor=actor.email,
-        manufacturer_id=user.manufacturer_id,
-        exporter_id=user.exporter_id,
         details={"email": user.email},
     )
     session.commit()
@@ -399,14 +402,11 @@ def set_password(*, session: Session, actor: User, user_id: int, password: str) 
         raise ValidationFailed(message, details={"password": [message]})
     user.password_hash = hash_password(_checked_password(password))
     revoked = _revoke_all_tokens(session, user, actor=actor.email, reason="password reset")
-    audit.record(
+    _record_user(
         session,
+        user,
         action="user.password_reset",
-        object_type="user",
-        object_id=user.id,
         actor=actor.email,
-        manufacturer_id=user.manufacturer_id,
-        exporter_id=user.exporter_id,
         details={"email": user.email, "revoked_tokens": revoked},
     )
     session.commit()
@@ -425,16 +425,7 @@ def change_password(
         )
     user.password_hash = hash_password(_checked_password(new_password, field="new_password"))
     revoked = _revoke_all_tokens(session, user, actor=user.email, reason="password changed") if revoke_tokens else 0
-    audit.record(
-        session,
-        action="user.password_changed",
-        object_type="user",
-        object_id=user.id,
-        actor=user.email,
-        manufacturer_id=user.manufacturer_id,
-        exporter_id=user.exporter_id,
-        details={"revoked_tokens": revoked},
-    )
+    _record_user(session, user, action="user.password_changed", actor=user.email, details={"revoked_tokens": revoked})
     session.commit()
     return PasswordChange(user=user, revoked_tokens=revoked)
 
