@@ -6,8 +6,13 @@ import datetime as dt
 import itertools
 import random
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
 
+from issuer import clock
 from issuer.domain.uscc import with_uscc_check
 from issuer.domain.vin import VIN_ALPHABET, with_check_digit
 from issuer.models import Exporter, Manufacturer, RegisteredVehicle, User
@@ -131,3 +136,68 @@ def outlet(
             "valid_to": valid_to,
         },
     )
+
+
+def ca_issued(
+    uscc: str,
+    *,
+    days: int = 365,
+    not_before: dt.datetime | None = None,
+    content_commitment: bool | None = None,
+) -> tuple[bytes, bytes]:
+    """A private key and a PEM bundle (leaf + root) as a certificate authority hands them out.
+
+    ``content_commitment`` adds a KeyUsage extension with non-repudiation on or off; None leaves
+    the extension out."""
+    now = clock.now_utc()
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Root CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = not_before or now - dt.timedelta(days=1)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "测试汽车制造有限公司"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, uscc),
+                ]
+            )
+        )
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+    )
+    if content_commitment is not None:
+        leaf = leaf.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=content_commitment,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    certificate = leaf.sign(ca_key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, certificate.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)

@@ -7,8 +7,6 @@ import stat
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
@@ -20,48 +18,6 @@ from issuer.services.keys import current_key, generate_key, import_key, publishe
 from tests import factories
 
 PASSPHRASE = "unit-test-passphrase"
-
-
-def _ca_issued(uscc: str, *, days: int = 365, not_before: dt.datetime | None = None) -> tuple[bytes, bytes]:
-    """A private key and a PEM bundle (leaf + CA) as a real CA would hand them out."""
-    now = clock.now_utc()
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Root CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = not_before or now - dt.timedelta(days=1)
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "测试汽车制造有限公司"),
-                    x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, uscc),
-                ]
-            )
-        )
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=days))
-        .sign(ca_key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    bundle = leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
-    return key_pem, bundle
 
 
 def test_generate_key_creates_encrypted_0600_file_and_certificate_naming_the_manufacturer(session, tmp_path):
@@ -111,7 +67,7 @@ def test_rotate_key_retires_the_old_key_and_keeps_it_published(session, tmp_path
 def test_import_key_accepts_a_ca_issued_chain_naming_the_credit_code(session, tmp_path):
     maker = factories.manufacturer(session)
     generate_key(session=session, manufacturer_code=maker.code, keys_dir=tmp_path, passphrase=PASSPHRASE)
-    key_pem, bundle = _ca_issued(maker.uscc)
+    key_pem, bundle = factories.ca_issued(maker.uscc)
 
     key = import_key(
         session=session,
@@ -133,13 +89,13 @@ def test_import_key_accepts_a_ca_issued_chain_naming_the_credit_code(session, tm
 def test_import_key_is_refused_and_nothing_changes_when_the_material_is_wrong(session, tmp_path, problem):
     maker = factories.manufacturer(session)
     first = generate_key(session=session, manufacturer_code=maker.code, keys_dir=tmp_path, passphrase=PASSPHRASE)
-    key_pem, bundle = _ca_issued(maker.uscc)
+    key_pem, bundle = factories.ca_issued(maker.uscc)
     if problem == "other_uscc":
-        key_pem, bundle = _ca_issued(factories.uscc(999))
+        key_pem, bundle = factories.ca_issued(factories.uscc(999))
     elif problem == "expired":
-        key_pem, bundle = _ca_issued(maker.uscc, days=10, not_before=clock.now_utc() - dt.timedelta(days=30))
+        key_pem, bundle = factories.ca_issued(maker.uscc, days=10, not_before=clock.now_utc() - dt.timedelta(days=30))
     elif problem == "mismatched_key":
-        key_pem = _ca_issued(maker.uscc)[0]
+        key_pem = factories.ca_issued(maker.uscc)[0]
     else:
         bundle = b"not a certificate"
     files_before = sorted(p.name for p in tmp_path.iterdir())

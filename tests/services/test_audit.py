@@ -26,7 +26,6 @@ from issuer.services import audit, keys, organisations, outlets, registry
 from issuer.services.accounts import user_for_token
 from tests import factories
 from tests.letters import conftest as letters
-from tests.sealing.test_keys import _ca_issued
 
 ORIGIN = "198.51.100.7"
 # A manufacturer ready to issue, and issuing through the API (tests/letters/conftest.py).
@@ -604,7 +603,7 @@ def test_seal_keys_record_generation_rotation_and_import(session, settings):
     paths = {"keys_dir": settings.keys_dir, "passphrase": settings.seal_passphrase}
     first = keys.generate_key(session=session, manufacturer_code=maker.code, **paths)
     second = keys.rotate_key(session=session, manufacturer_code=maker.code, **paths)
-    key_pem, chain_pem = _ca_issued(maker.uscc)
+    key_pem, chain_pem = factories.ca_issued(maker.uscc)
     third = keys.import_key(
         session=session,
         manufacturer_code=maker.code,

@@ -3,78 +3,18 @@ chain, the seal image — each for its own manufacturer only, with the service's
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from PIL import Image
 from sqlalchemy import select
 
-from issuer import clock
 from issuer.models import AuditEntry, Manufacturer, SealKey
 from issuer.sealing.keys import read_private_key
 from issuer.services import keys
 from tests import factories
 from tests.web.ui.admin_support import page
 from tests.web.ui.admin_support import user as make_user
-
-
-def ca_issued(uscc: str, *, content_commitment: bool = True) -> tuple[bytes, bytes]:
-    """A private key and a PEM bundle (leaf + root), as a certificate authority hands them out."""
-    now = clock.now_utc()
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Root CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "测试汽车制造有限公司"),
-                    x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, uscc),
-                ]
-            )
-        )
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=content_commitment,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem, leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
 
 
 def png(size: int = 32) -> bytes:
@@ -146,7 +86,7 @@ def test_manufacturer_admin_generates_then_rotates_and_the_old_key_stays_publish
 
 
 def test_import_of_a_ca_issued_key_makes_it_the_signing_key(admin_browser, session, maker):
-    key_pem, bundle = ca_issued(maker.uscc)
+    key_pem, bundle = factories.ca_issued(maker.uscc, content_commitment=True)
     answer = admin_browser.post(
         "/admin/keys/ACME/import",
         {"key": (io.BytesIO(key_pem), "seal.key.pem"), "certificate": (io.BytesIO(bundle), "chain.pem")},
@@ -172,13 +112,13 @@ def test_import_of_a_ca_issued_key_makes_it_the_signing_key(admin_browser, sessi
     ],
 )
 def test_import_refuses_bad_material_with_a_clear_error(admin_browser, session, maker, problem, expected):
-    key_pem, bundle = ca_issued(maker.uscc, content_commitment=problem != "no_non_repudiation")
+    key_pem, bundle = factories.ca_issued(maker.uscc, content_commitment=problem != "no_non_repudiation")
     if problem == "not_pem":
         key_pem = b"this is not a key"
     if problem == "other_uscc":
-        key_pem, bundle = ca_issued(factories.uscc(999))
+        key_pem, bundle = factories.ca_issued(factories.uscc(999), content_commitment=True)
     if problem == "mismatch":
-        key_pem, _ = ca_issued(maker.uscc)
+        key_pem, _ = factories.ca_issued(maker.uscc, content_commitment=True)
     answer = admin_browser.post(
         "/admin/keys/ACME/import",
         {"key": (io.BytesIO(key_pem), "seal.key.pem"), "certificate": (io.BytesIO(bundle), "chain.pem")},
