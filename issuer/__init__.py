@@ -67,21 +67,9 @@ def register_extensions(app: Flask, settings: Settings, database: Database | Non
 
     init_babel(app)
 
-    @app.before_request
-    def audit_context() -> None:
-        # Until a user authenticates (issuer.web.auth.current_user), changes are the visitor's.
-        from flask import request
+    from issuer.web.auth import register_audit_context
 
-        from issuer.services import audit
-
-        audit.set_context(audit.AuditContext(actor="anonymous", origin=request.remote_addr or "unknown"))
-
-    @app.teardown_request
-    def end_audit_context(_error: BaseException | None) -> None:
-        # The request's actor must not outlive it in this thread (a test, a reused worker thread).
-        from issuer.services import audit
-
-        audit.set_context(None)
+    register_audit_context(app)
 
 
 def register_blueprints(app: Flask) -> None:

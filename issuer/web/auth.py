@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import Flask, g, request
 from flask_login import current_user as session_user
 
 from issuer.errors import Forbidden, Unauthenticated
@@ -29,6 +29,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def client_address() -> str:
     return request.remote_addr or "unknown"
+
+
+def register_audit_context(app: Flask) -> None:
+    """Changes made while a request runs are recorded as the visitor's (its address) until a user
+    authenticates (:func:`current_user`); the context ends with the request, so no actor outlives
+    it in a reused thread."""
+
+    @app.before_request
+    def start_audit_context() -> None:
+        audit.set_context(audit.AuditContext(actor="anonymous", origin=client_address()))
+
+    @app.teardown_request
+    def end_audit_context(_error: BaseException | None) -> None:
+        audit.set_context(None)
 
 
 def is_api_request() -> bool:
