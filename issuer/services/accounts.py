@@ -124,6 +124,12 @@ def _record_user(
     )
 
 
+def record_sign_in(*, session: Session, user: User) -> None:
+    """Record that the user signed in to the web pages (from the request's address)."""
+    _record_user(session, user, action="user.signed_in", actor=user.email, details={})
+    session.commit()
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 

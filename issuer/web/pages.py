@@ -15,9 +15,7 @@ from wtforms.validators import DataRequired, Length
 
 from issuer.i18n import LANGUAGES
 from issuer.models import User
-from issuer.services import audit
-from issuer.services.accounts import authenticate
-from issuer.web.auth import client_address
+from issuer.services import accounts
 from issuer.web.session import db_session
 
 pages = Blueprint("pages", __name__)
@@ -64,20 +62,12 @@ def login():  # type: ignore[no-untyped-def]
     if request.method == "POST":
         status = 400
         if form.validate_on_submit():
-            user = authenticate(session=db_session(), email=form.email.data or "", password=form.password.data or "")
+            user = accounts.authenticate(
+                session=db_session(), email=form.email.data or "", password=form.password.data or ""
+            )
             if user is not None:
                 login_user(user)
-                session.pop("locale", None)  # the user's saved language applies from now on
-                with audit.acting_as(audit.AuditContext(actor=user.email, origin=client_address())):
-                    audit.record(
-                        db_session(),
-                        action="user.signed_in",
-                        object_type="user",
-                        object_id=user.id,
-                        manufacturer_id=user.manufacturer_id,
-                        exporter_id=user.exporter_id,
-                    )
-                    db_session().commit()
+                accounts.record_sign_in(session=db_session(), user=user)
                 return redirect(safe_next(request.args.get("next")))
             status = 401
             form.form_errors.append(_("Wrong e-mail or password."))
@@ -98,11 +88,7 @@ def set_language():  # type: ignore[no-untyped-def]
     if language in LANGUAGES:
         session["locale"] = language
         if current_user.is_authenticated:
-            user = db_session().get(User, current_user.id)
-            if user is not None:
-                user.locale = language
-                db_session().commit()
-                current_user.locale = language
+            accounts.set_locale(session=db_session(), user=current_user._get_current_object(), locale=language)
     return redirect(safe_next(request.form.get("next")))
 
 
