@@ -16,6 +16,7 @@ from issuer.schemas.letters import VerifyByCodeOutputSchema, VerifyPdfOutputSche
 from issuer.services import letters as letter_service
 from issuer.web.letters import letter_body
 from issuer.web.session import db_session
+from issuer.web.ui import in_language
 
 verify = Blueprint("verify", __name__)
 verify_api = Blueprint("verify_api", __name__)  # the JSON half: no cookies, so no CSRF token
@@ -119,8 +120,6 @@ def verify_upload_page():  # type: ignore[no-untyped-def]
     if not data:
         return render_template("verify/index.html", upload_error=True), 400
     answer = _pdf_answer(data)
-    from issuer.web.ui import in_language
-
     findings = [in_language(*VERIFICATION_TEXT[r]) for r in answer["reasons"] if r in VERIFICATION_TEXT]
     # The seal check's own findings come in English only; they are technical detail.
     findings.extend(p for p in answer["signature_problems"] if p not in findings)

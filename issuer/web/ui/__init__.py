@@ -27,24 +27,32 @@ class NavItem:
     endpoint: str
     label: Any  # a lazy translation
     roles: tuple[Role, ...]
+    # The pages the item stands for: endpoints starting with one of these (default: its blueprint).
+    covers: tuple[str, ...] = ()
+
+    def is_current(self, endpoint: str | None) -> bool:
+        if not endpoint:
+            return False
+        return endpoint.startswith(self.covers or (self.endpoint.split(".")[0] + ".",))
 
 
 STAFF = (Role.AFTERSALES, Role.MANUFACTURER_ADMIN)
+ADMINS = (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("precheck.index", _l("Precheck"), (Role.EXPORTER,)),
     NavItem("requests_ui.index", _l("Requests"), (Role.EXPORTER, *STAFF, Role.PLATFORM_ADMIN)),
     NavItem("letters_ui.index", _l("Letters"), (Role.EXPORTER, *STAFF, Role.PLATFORM_ADMIN)),
-    NavItem("registry.outlets", _l("Outlets"), STAFF),
-    NavItem("registry.vehicles", _l("Production registry"), STAFF),
-    NavItem("registry.blocks", _l("Negative list"), STAFF),
-    NavItem("registry.coverage", _l("Coverage"), STAFF),
-    NavItem("admin.manufacturers", _l("Manufacturers"), (Role.PLATFORM_ADMIN,)),
-    NavItem("admin.exporters", _l("Exporters"), (Role.PLATFORM_ADMIN,)),
-    NavItem("admin.users", _l("Users"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
-    NavItem("admin.keys", _l("Seal keys"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
-    NavItem("outbox.index", _l("Outbox"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
-    NavItem("audit_ui.index", _l("Audit trail"), (Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)),
-    NavItem("verify.verify_form", _l("Verify a letter"), tuple(Role)),
+    NavItem("registry.outlets", _l("Outlets"), STAFF, ("registry.outlet",)),
+    NavItem("registry.vehicles", _l("Production registry"), STAFF, ("registry.vehicles", "registry.import_job")),
+    NavItem("registry.blocks", _l("Negative list"), STAFF, ("registry.block",)),
+    NavItem("registry.coverage", _l("Coverage"), STAFF, ("registry.coverage",)),
+    NavItem("admin.manufacturers", _l("Manufacturers"), (Role.PLATFORM_ADMIN,), ("admin.manufacturer",)),
+    NavItem("admin.exporters", _l("Exporters"), (Role.PLATFORM_ADMIN,), ("admin.exporter",)),
+    NavItem("admin.users", _l("Users"), ADMINS, ("admin.user",)),
+    NavItem("admin.keys", _l("Seal keys"), ADMINS, ("admin.key", "admin.seal_image")),
+    NavItem("outbox.index", _l("Outbox"), ADMINS),
+    NavItem("audit_ui.index", _l("Audit trail"), ADMINS),
+    NavItem("verify.verify_form", _l("Verify a letter"), tuple(Role), ("verify.",)),
 )
 
 
