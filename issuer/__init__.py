@@ -60,6 +60,12 @@ def register_extensions(app: Flask, settings: Settings, database: Database | Non
         sealer=PadesSealer(),
     )
     register_session_teardown(app)
+    # The job queue, when Redis is configured; without it letters are sealed inline.
+    from issuer.queue import IssuanceQueue
+
+    app.extensions["issuer.queue"] = (
+        IssuanceQueue(settings.redis_url, name=settings.queue_name) if settings.redis_url else None
+    )
     from issuer.services.notifications import init_notifications
 
     init_notifications(app, settings)  # mail about changes, written with them, sent after commit

@@ -371,6 +371,21 @@ def mail_deliver(include_failed: bool, include_kept: bool) -> None:
     click.echo(f"{report.sent} sent, {report.failed} failed (given up), {report.retrying} failed attempt(s) retried")
 
 
+@click.command("worker", cls=Command)
+@click.option("--burst", is_flag=True, help="stop when the queue is empty")
+@click.option("--name", default=None, help="the worker's name in the queue (default: host and process id)")
+@click.option("--max-jobs", default=None, type=click.IntRange(1), help="stop after this many jobs")
+@with_appcontext
+def worker_command(burst: bool, name: str | None, max_jobs: int | None) -> None:
+    """Render and seal queued letters (needs REDIS_URL). SIGTERM finishes the current letter."""
+    from issuer import worker
+
+    if current_app.extensions.get("issuer.queue") is None:
+        fail("issuer worker needs REDIS_URL: without a job queue letters are sealed inline")
+    worker.use_app(current_app._get_current_object())  # type: ignore[attr-defined]
+    worker.run_worker(burst=burst, name=name, max_jobs=max_jobs)
+
+
 def register_commands(app: Flask) -> None:
     for command in (
         db_group,
@@ -385,6 +400,7 @@ def register_commands(app: Flask) -> None:
         verify_command,
         demo,
         audit_group,
+        worker_command,
     ):
         app.cli.add_command(command)
 

@@ -47,6 +47,21 @@ def _smtp_security(value: str | None) -> str:
     return security
 
 
+DEFAULT_INLINE_ISSUANCE_MAX_VEHICLES = 20
+
+
+def _count(name: str, value: str | None, default: int) -> int:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        count = int(value.strip())
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {value!r}") from None
+    if count < 0:
+        raise ConfigurationError(f"{name} must be 0 or more, not {count}")
+    return count
+
+
 def _flag(value: str | None, *, default: bool) -> bool:
     if value is None or value.strip() == "":
         return default
@@ -70,6 +85,11 @@ class Settings:
     smtp_password: str | None = None
     smtp_security: str = "starttls"  # one of SMTP_SECURITY
     mail_from: str = DEFAULT_MAIL_FROM
+    # Redis (rate-limit storage and the job queue); without it, issuance runs inline.
+    redis_url: str | None = None
+    queue_name: str = "issuer-issuance"  # several deployments may share one Redis
+    # With a queue, letters of up to this many vehicles are still sealed inline (about a second).
+    inline_issuance_max_vehicles: int = DEFAULT_INLINE_ISSUANCE_MAX_VEHICLES
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -88,6 +108,13 @@ class Settings:
             smtp_password=env.get("ISSUER_SMTP_PASSWORD") or None,
             smtp_security=_smtp_security(env.get("ISSUER_SMTP_SECURITY")),
             mail_from=(env.get("ISSUER_MAIL_FROM") or "").strip() or DEFAULT_MAIL_FROM,
+            redis_url=(env.get("REDIS_URL") or "").strip() or None,
+            queue_name=(env.get("ISSUER_QUEUE_NAME") or "").strip() or "issuer-issuance",
+            inline_issuance_max_vehicles=_count(
+                "ISSUER_INLINE_ISSUANCE_MAX_VEHICLES",
+                env.get("ISSUER_INLINE_ISSUANCE_MAX_VEHICLES"),
+                DEFAULT_INLINE_ISSUANCE_MAX_VEHICLES,
+            ),
         )
         settings.check()
         return settings

@@ -4,6 +4,7 @@ from issuer.models.account import ApiToken, Role, User
 from issuer.models.audit import GENESIS_HASH, AuditEntry, AuditHead
 from issuer.models.exporter import Exporter, ExporterBlock
 from issuer.models.import_job import ImportJob, ImportState
+from issuer.models.issuance_job import IssuanceJob, JobState
 from issuer.models.letter import CoveredVin, Letter, LetterOutlet, LetterSequence, LetterStatus, LetterVehicle
 from issuer.models.manufacturer import Manufacturer, ManufacturerType, ManufacturerWmi
 from issuer.models.outbox import MessageState, OutboxMessage
@@ -22,6 +23,8 @@ __all__ = [
     "ExporterBlock",
     "ImportJob",
     "ImportState",
+    "IssuanceJob",
+    "JobState",
     "Letter",
     "LetterOutlet",
     "LetterRequest",

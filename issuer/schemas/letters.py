@@ -48,6 +48,27 @@ class DecisionOutputSchema(Schema):
     letter_url = fields.String(allow_none=True, required=True)
     approved = fields.List(fields.String(), required=True)
     rejected = fields.List(fields.String(), required=True)
+    # Set when the letter is sealed by a worker (answer 202): where to ask how far it has got.
+    status_url = fields.String(allow_none=True, required=True)
+    job = fields.Nested(lambda: JobOutputSchema(), allow_none=True, required=True)
+
+
+class JobOutputSchema(Schema):
+    """An issuance job: ``state`` is queued, running, done or failed."""
+
+    id = fields.String(required=True)
+    state = fields.String(required=True)
+    request_id = fields.Integer(allow_none=True, required=True)
+    letter_number = fields.String(allow_none=True, required=True)  # once issued
+    letter_url = fields.String(allow_none=True, required=True)
+    vehicles = fields.Integer(required=True)
+    attempts = fields.Integer(required=True)
+    queue_position = fields.Integer(allow_none=True, required=True)  # 0 = next; while queued
+    error = fields.String(allow_none=True, required=True)  # when failed, or a retried attempt's
+    status_url = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(allow_none=True, required=True)
+    finished_at = fields.DateTime(allow_none=True, required=True)
 
 
 class PartyOutputSchema(Schema):

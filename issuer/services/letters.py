@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -148,6 +148,13 @@ class Decision:
     letter: Letter | None
     approved: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    # With a job queue: the job that will seal ``letter`` (then still pending), else None.
+    job: Any = None
+
+
+# Called in the decision's transaction with the reserved (pending) letter, to hand its sealing
+# to a worker (issuer.services.issuance_jobs.create_job); answers the job.
+QueueJob = Callable[[Session, Letter], Any]
 
 
 def _staff_request(session: Session, user: User, request_id: int, *, lock: bool) -> LetterRequest:
@@ -171,6 +178,7 @@ def decide_request(
     note: str,
     issuance: Issuance,
     valid_until: dt.date | None = None,
+    queue_job: QueueJob | None = None,
 ) -> Decision:
     """Approve and reject vehicles of a submitted request; approving issues one letter.
 
@@ -179,11 +187,19 @@ def decide_request(
     approved by name (the manufacturer may choose to cover it), never by ``all_eligible``.
     Calling again after a crash completes the pending letter; calling again after success is a
     conflict.
+
+    With ``queue_job``, it is called with the reserved letter in the same transaction; when it
+    answers a job, the letter is left pending for a worker to seal and the decision returns the
+    pending letter and the job (when it answers None, the letter is sealed here).
     """
     request = _staff_request(session, user, request_id, lock=True)
     if request.status != RequestStatus.SUBMITTED:
         pending = pending_letter_of(session=session, request_id=request.id)
         if pending is not None:
+            job = queue_job(session, pending) if queue_job is not None else None
+            if job is not None:
+                session.commit()
+                return Decision(request=request, letter=pending, job=job)
             letter = complete_letter(session=session, letter_id=pending.id, issuance=issuance)
             return Decision(request=request, letter=letter)
         raise Conflict(
@@ -252,7 +268,7 @@ def decide_request(
     request.decided_at, request.decided_by = now, user.email
     request.decision_note = " ".join(note.split()) or None
 
-    letter = None
+    letter = job = None
     if approved and current_key(session, request.manufacturer) is None:
         raise Conflict(f"{request.manufacturer.code} has no seal key yet; generate one first (issuer keys generate)")
     try:
@@ -266,6 +282,8 @@ def decide_request(
                 valid_until=valid_until,
                 superseded=superseded,
             )
+            if queue_job is not None:
+                job = queue_job(session, letter)
         audit.record(
             session,
             action="request.decided",
@@ -289,9 +307,9 @@ def decide_request(
             "another letter took some of these VINs meanwhile (ALREADY_COVERED); reload the request",
             details={"reason": ReasonCode.ALREADY_COVERED.value},
         ) from None
-    if letter is not None:
+    if letter is not None and job is None:
         letter = complete_letter(session=session, letter_id=letter.id, issuance=issuance)
-    return Decision(request=request, letter=letter, approved=approved, rejected=list(rejected))
+    return Decision(request=request, letter=letter, approved=approved, rejected=list(rejected), job=job)
 
 
 def verdicts_today(

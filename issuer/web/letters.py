@@ -5,18 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, jsonify
 
 from issuer import clock
 from issuer.models import Letter, Role
 from issuer.schemas.letters import (
     DecisionInputSchema,
     DecisionOutputSchema,
+    JobOutputSchema,
     LetterListOutputSchema,
     LetterOutputSchema,
     RevokeInputSchema,
 )
+from issuer.services import issuance_jobs
 from issuer.services import letters as letter_service
+from issuer.web import issuing
 from issuer.web.api import MAX_ID, int_arg, parse_body
 from issuer.web.auth import current_user, requires
 from issuer.web.session import db_session
@@ -26,8 +29,7 @@ letters_api = Blueprint("letters_api", __name__, url_prefix="/api/v1")
 LETTER_READERS = (Role.EXPORTER, Role.MANUFACTURER_ADMIN, Role.AFTERSALES, Role.PLATFORM_ADMIN)
 
 
-def issuance() -> letter_service.Issuance:
-    return current_app.extensions["issuer.issuance"]  # type: ignore[no-any-return]
+issuance = issuing.issuance  # kept for the pages that import it from here
 
 
 def letter_body(letter: Letter) -> dict[str, Any]:
@@ -85,9 +87,10 @@ def _kid(letter: Letter) -> str:
 @letters_api.post(f"/requests/<int(max={MAX_ID}):request_id>/decision")
 @requires(Role.AFTERSALES)
 def decide(request_id: int):  # type: ignore[no-untyped-def]
-    """Approve and reject vehicles; approving issues the letter (200 with its number)."""
+    """Approve and reject vehicles; approving issues the letter: 200 with its number, or 202
+    with a status URL when a worker seals it (a job queue is configured and the letter is big)."""
     body = parse_body(DecisionInputSchema())
-    decision = letter_service.decide_request(
+    decision = issuing.decide(
         session=db_session(),
         user=current_user(),
         request_id=request_id,
@@ -95,10 +98,10 @@ def decide(request_id: int):  # type: ignore[no-untyped-def]
         reject=[(r["vin"], r["reason"]) for r in body["reject"]],
         note=body["note"],
         valid_until=body["valid_until"],
-        issuance=issuance(),
     )
-    number = decision.letter.number if decision.letter else None
-    return DecisionOutputSchema().dump(
+    job = decision.job
+    number = decision.letter.number if decision.letter and job is None else None
+    answer = DecisionOutputSchema().dump(
         {
             "request_id": decision.request.id,
             "status": decision.request.status,
@@ -106,8 +109,28 @@ def decide(request_id: int):  # type: ignore[no-untyped-def]
             "letter_url": f"/api/v1/letters/{number}" if number else None,
             "approved": decision.approved,
             "rejected": decision.rejected,
+            "status_url": issuing.status_url(job) if job is not None else None,
+            "job": issuing.job_body(job) if job is not None else None,
         }
     )
+    if job is None:
+        return answer
+    response = jsonify(answer)
+    response.status_code = 202
+    response.headers["Location"] = issuing.status_url(job)
+    return response
+
+
+@letters_api.get("/jobs/<job_id>")
+@requires(*LETTER_READERS)
+def job_status(job_id: str):  # type: ignore[no-untyped-def]
+    """How far a queued issuance has got: ``state`` queued, running, done (with the letter's
+    number) or failed (with the error)."""
+    job = issuance_jobs.get_job(session=db_session(), user=current_user(), job_id=job_id)
+    response = jsonify(JobOutputSchema().dump(issuing.job_body(job)))
+    if not job.finished:
+        response.headers["Retry-After"] = "2"
+    return response
 
 
 @letters_api.get("/letters")

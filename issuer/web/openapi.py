@@ -12,6 +12,7 @@ from issuer.schemas.common import ErrorOutputSchema
 from issuer.schemas.letters import (
     DecisionInputSchema,
     DecisionOutputSchema,
+    JobOutputSchema,
     LetterListOutputSchema,
     LetterOutputSchema,
     RevokeInputSchema,
@@ -190,15 +191,26 @@ def build_document() -> dict[str, Any]:
 def _letter_paths(spec: APISpec) -> None:
     """Decisions, letters and public verification."""
     number = _path("number", "string")
+    decision = _operation(
+        "Approve (`all_eligible` or VINs) and reject vehicles; approving issues the letter",
+        ok=("200", DecisionOutputSchema),
+        body=DecisionInputSchema,
+        errors=("400", "404", "409", "422"),
+        params=[_path("request_id", "integer")],
+    )
+    decision["responses"]["202"] = {
+        "description": "the letter is reserved and a worker seals it: poll `status_url` (also in Location)",
+        **_json(DecisionOutputSchema),
+    }
+    spec.path(path="/requests/{request_id}/decision", operations={"post": decision})
     spec.path(
-        path="/requests/{request_id}/decision",
+        path="/jobs/{job_id}",
         operations={
-            "post": _operation(
-                "Approve (`all_eligible` or VINs) and reject vehicles; approving issues the letter",
-                ok=("200", DecisionOutputSchema),
-                body=DecisionInputSchema,
-                errors=("400", "404", "409", "422"),
-                params=[_path("request_id", "integer")],
+            "get": _operation(
+                "A queued issuance: `state` queued, running, done (with `letter_number`) or failed (with `error`)",
+                ok=("200", JobOutputSchema),
+                errors=("404",),
+                params=[_path("job_id", "string")],
             )
         },
     )

@@ -25,11 +25,12 @@ from issuer.domain.countries import lookup_country
 from issuer.domain.eligibility import REASON_TEXT, ReasonCode, VehicleAssessment
 from issuer.errors import Conflict, IssuerError, ValidationFailed
 from issuer.models import LetterRequest, RequestStatus, Role, User
+from issuer.services import issuance_jobs
 from issuer.services import letters as letter_service
 from issuer.services import requests as request_service
 from issuer.services.letters import MAX_REASON_CHARS
+from issuer.web import issuing
 from issuer.web.auth import current_user, requires
-from issuer.web.letters import issuance
 from issuer.web.session import db_session
 from issuer.web.ui.history import history_context
 
@@ -40,6 +41,13 @@ MAX_PAGE = 10**6
 MAX_NOTE_CHARS = 2000
 READERS = (Role.EXPORTER, Role.AFTERSALES, Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)
 STAFF = (Role.AFTERSALES, Role.MANUFACTURER_ADMIN, Role.PLATFORM_ADMIN)
+
+JOB_STATE_LABELS = {
+    "queued": _l("Waiting for a worker"),
+    "running": _l("Being sealed"),
+    "done": _l("Issued"),
+    "failed": _l("Failed"),
+}
 
 STATUS_LABELS = {
     RequestStatus.SUBMITTED.value: _l("Submitted"),
@@ -239,8 +247,13 @@ def _render_request(
     # A letter reserved but never sealed (the worker died, the last commit failed) is finished
     # from here; until then the exporter is told it is being issued.
     pending_letter = None
+    issuance_job = None
     if letter_number is None and letter_request.status == RequestStatus.APPROVED.value:
         pending_letter = letter_service.pending_letter_of(session=session, request_id=letter_request.id)
+        if pending_letter is not None:
+            issuance_job = issuance_jobs.latest_job_of_request(session, letter_request.id)
+    # A job still queued or running is progress, not a failure: the page says so and refreshes.
+    in_progress = issuance_job is not None and not issuance_job.finished
     may_complete = user.user_role is Role.AFTERSALES
     destinations = sorted({v.destination for v in letter_request.vehicles}, key=destination_name)
     outlets = None
@@ -265,7 +278,12 @@ def _render_request(
         ticked_reject=set(form.reject.data or []) if may_decide and form is not None else set(),
         letter_number=letter_number,
         pending_letter=pending_letter,
-        completion_form=CompletionForm(formdata=None) if pending_letter is not None and may_complete else None,
+        issuance_job=issuance_job,
+        job_in_progress=in_progress,
+        job_state_label=label(JOB_STATE_LABELS, issuance_job.state) if issuance_job is not None else "",
+        completion_form=(
+            CompletionForm(formdata=None) if pending_letter is not None and may_complete and not in_progress else None
+        ),
         is_staff=user.user_role in STAFF,
         **history_context(session, user, object_type="request", object_id=letter_request.id),
         changed=sum(1 for r in rows if r["changed"]),
@@ -353,7 +371,7 @@ def decide(request_id: int):  # type: ignore[no-untyped-def]
         return _render_request(letter_request, form=form, status=422)
     reason = form.reason.data or ""
     try:
-        decision = letter_service.decide_request(
+        decision = issuing.decide(
             session=session,
             user=user,
             request_id=request_id,
@@ -361,13 +379,22 @@ def decide(request_id: int):  # type: ignore[no-untyped-def]
             reject=[(vin, reason) for vin in form.reject.data or []],
             note=form.note.data or "",
             valid_until=form.valid_until.data,
-            issuance=issuance(),
         )
     except (ValidationFailed, Conflict) as error:
         session.rollback()
         letter_request = request_service.get_request(session=session, user=user, request_id=request_id)
         row_errors = _place_decision_errors(form, error)
         return _render_request(letter_request, form=form, row_errors=row_errors, error=error, status=error.http_status)
+    if decision.job is not None:
+        flash(
+            _(
+                "Letter %(number)s for %(count)d vehicle(s) is being sealed; this page shows when it is ready.",
+                number=decision.job.letter_number,
+                count=decision.job.vehicle_count,
+            ),
+            "success",
+        )
+        return redirect(url_for("requests_ui.detail", request_id=request_id))
     if decision.letter is not None:
         flash(
             _(
@@ -394,12 +421,13 @@ def complete(request_id: int):  # type: ignore[no-untyped-def]
         flash(_("The form had expired; try again."), "error")
         return redirect(url_for("requests_ui.detail", request_id=request_id))
     try:
-        decision = letter_service.decide_request(
-            session=session, user=user, request_id=request_id, approve=[], reject=[], note="", issuance=issuance()
-        )
+        decision = issuing.decide(session=session, user=user, request_id=request_id, approve=[], reject=[], note="")
     except (ValidationFailed, Conflict) as error:
         session.rollback()
         flash(error.message, "error")
+        return redirect(url_for("requests_ui.detail", request_id=request_id))
+    if decision.job is not None:
+        flash(_("Letter %(number)s is queued for sealing again.", number=decision.job.letter_number), "success")
         return redirect(url_for("requests_ui.detail", request_id=request_id))
     if decision.letter is None:  # cannot happen for a decided request; say so rather than guess
         flash(_("Request %(id)d has no letter to finish.", id=request_id), "error")
