@@ -8,7 +8,7 @@ PORT   ?= 8000
 
 CATALOG := issuer/translations/zh/LC_MESSAGES/messages
 
-.PHONY: install run test lint bench clean translations i18n-extract
+.PHONY: install run serve worker test lint bench clean translations i18n-extract
 
 $(STAMP): pyproject.toml scripts/install-system-packages.sh
 	./scripts/install-system-packages.sh
@@ -35,6 +35,16 @@ run: install
 	$(BIN)/issuer demo
 	@echo "Serving issuer at http://$(HOST):$(PORT)  (Ctrl-C to stop)"
 	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) --no-reload
+
+# Production serving: gunicorn with issuer/gunicorn_conf.py (README, "Running in production").
+# Set DATABASE_URL, SECRET_KEY, ISSUER_KEY_PASSPHRASE, ISSUER_ENV=production, and REDIS_URL
+# for the job queue; run `make worker` (as many as there are cores) beside it.
+serve: install
+	$(BIN)/issuer db upgrade
+	$(BIN)/gunicorn -c python:issuer.gunicorn_conf wsgi:app
+
+worker: install
+	$(BIN)/issuer worker
 
 lint: install
 	$(BIN)/ruff check issuer tests bench migrations wsgi.py

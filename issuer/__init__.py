@@ -76,6 +76,9 @@ def register_extensions(app: Flask, settings: Settings, database: Database | Non
     from issuer.web.auth import register_audit_context
 
     register_audit_context(app)
+    from issuer.observability import init_request_ids
+
+    init_request_ids(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -84,6 +87,9 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(api)
     app.register_blueprint(public)
+    from issuer.web.health import health
+
+    app.register_blueprint(health)
     from flask_wtf.csrf import CSRFProtect
 
     from issuer.web.letters import letters_api

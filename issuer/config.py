@@ -62,6 +62,23 @@ def _count(name: str, value: str | None, default: int) -> int:
     return count
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_format(value: str | None, *, production: bool) -> str:
+    chosen = (value or "").strip().lower() or ("json" if production else "text")
+    if chosen not in ("json", "text"):
+        raise ConfigurationError(f"ISSUER_LOG_FORMAT must be json or text, not {value!r}")
+    return chosen
+
+
+def _log_level(value: str | None) -> str:
+    level = (value or "").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise ConfigurationError(f"ISSUER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return level
+
+
 def _flag(value: str | None, *, default: bool) -> bool:
     if value is None or value.strip() == "":
         return default
@@ -88,12 +105,15 @@ class Settings:
     # Redis (rate-limit storage and the job queue); without it, issuance runs inline.
     redis_url: str | None = None
     queue_name: str = "issuer-issuance"  # several deployments may share one Redis
+    log_format: str = "text"  # "json" or "text"; json by default in production
+    log_level: str = "INFO"
     # With a queue, letters of up to this many vehicles are still sealed inline (about a second).
     inline_issuance_max_vehicles: int = DEFAULT_INLINE_ISSUANCE_MAX_VEHICLES
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        production = (env.get("ISSUER_ENV") or "").strip().lower() == "production"
         settings = cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             secret_key=env.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY,
@@ -101,7 +121,7 @@ class Settings:
             key_passphrase=env.get("ISSUER_KEY_PASSPHRASE") or None,
             public_url=(env.get("ISSUER_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
             ratelimit_enabled=_flag(env.get("RATELIMIT_ENABLED"), default=True),
-            production=(env.get("ISSUER_ENV") or "").strip().lower() == "production",
+            production=production,
             smtp_host=(env.get("ISSUER_SMTP_HOST") or "").strip() or None,
             smtp_port=_port(env.get("ISSUER_SMTP_PORT")),
             smtp_user=env.get("ISSUER_SMTP_USER") or None,
@@ -110,6 +130,8 @@ class Settings:
             mail_from=(env.get("ISSUER_MAIL_FROM") or "").strip() or DEFAULT_MAIL_FROM,
             redis_url=(env.get("REDIS_URL") or "").strip() or None,
             queue_name=(env.get("ISSUER_QUEUE_NAME") or "").strip() or "issuer-issuance",
+            log_format=_log_format(env.get("ISSUER_LOG_FORMAT"), production=production),
+            log_level=_log_level(env.get("ISSUER_LOG_LEVEL")),
             inline_issuance_max_vehicles=_count(
                 "ISSUER_INLINE_ISSUANCE_MAX_VEHICLES",
                 env.get("ISSUER_INLINE_ISSUANCE_MAX_VEHICLES"),

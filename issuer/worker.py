@@ -33,6 +33,8 @@ from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from issuer.models import IssuanceJob
+from issuer.observability import configure_logging, current_context
 from issuer.queue import IssuanceQueue
 from issuer.services import issuance_jobs
 
@@ -71,8 +73,15 @@ def issue_letter(job_id: str) -> str:
         # A forked work horse must not use the connections its parent opened (the maintenance
         # pass): drop them from this process's pool without closing the parent's sockets.
         database.engine.dispose(close=False)
+    job_row = None
     with app.app_context(), database.session() as session:
-        state = issuance_jobs.run_job(session=session, job_id=job_id, issuance=app.extensions["issuer.issuance"])
+        job_row = session.get(IssuanceJob, job_id)
+        context = {"job_id": job_id, "request_id": (job_row.origin_request_id if job_row else None) or job_id}
+        token = current_context.set(context)
+        try:
+            state = issuance_jobs.run_job(session=session, job_id=job_id, issuance=app.extensions["issuer.issuance"])
+        finally:
+            current_context.reset(token)
     log.info("issuance job %s: %s", job_id, state, extra={"job_id": job_id, "state": state})
     return state
 
@@ -148,4 +157,7 @@ def run_worker(*, burst: bool = False, name: str | None = None, max_jobs: int | 
         job_monitoring_interval=JOB_MONITORING_INTERVAL_SECONDS,
     )
     worker.issuer_app, worker.issuer_queue = app, queue
-    return bool(worker.work(burst=burst, with_scheduler=True, max_jobs=max_jobs, logging_level="INFO"))
+    settings = app.config["ISSUER_SETTINGS"]
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
+    # RQ adds no handler of its own when the root logger has one (configured just above).
+    return bool(worker.work(burst=burst, with_scheduler=True, max_jobs=max_jobs, logging_level=settings.log_level))
