@@ -35,13 +35,14 @@ from issuer import create_app, worker
 from issuer.config import Settings
 from issuer.db import make_engine
 from issuer.migrate import upgrade
-from issuer.models import CoveredVin, IssuanceJob, Letter, LetterRequest, RegisteredVehicle
+from issuer.models import CoveredVin, IssuanceJob, Letter, LetterRequest, RegisteredVehicle, User
 from issuer.queue import IssuanceQueue
 from issuer.services import issuance_jobs
 from issuer.services.keys import generate_key
 from issuer.services.letters import verify_pdf
 from tests import factories
 from tests.conftest import TEST_DATABASE_URL, TODAY, _create_postgres_database, _drop_postgres_database
+from tests.web.ui.conftest import Browser
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 PASSPHRASE = "queue-test-passphrase"
@@ -60,6 +61,7 @@ class World:
     exporter_token: str
     staff_token: str
     other_token: str
+    staff_id: int
 
     def headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -112,10 +114,10 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
             other = factories.user(session, "exporter", exporter=other_exporter)
             tokens = (factories.token(session, clerk), factories.token(session, staff), factories.token(session, other))
             session.commit()
-            maker_code = maker.code
+            maker_code, staff_id = maker.code, staff.id
         worker.use_app(app)  # type: ignore[arg-type]
         try:
-            yield World(app, url, keys_dir, queue, maker_code, vins, *tokens)
+            yield World(app, url, keys_dir, queue, maker_code, vins, *tokens, staff_id)
         finally:
             worker.use_app(None)  # type: ignore[arg-type]
             queue.queue.empty()
@@ -356,3 +358,27 @@ def test_the_worker_command_refuses_to_start_without_redis(tmp_path: Path) -> No
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: issuer worker needs REDIS_URL: without a job queue letters are sealed inline"
+
+
+def test_the_request_page_shows_the_job_until_the_letter_is_ready(world: World) -> None:
+    request_id = _file(world, world.vins[:4])
+    with world.app.extensions["issuer.db"].session() as session:  # type: ignore[attr-defined]
+        staff = session.get(User, world.staff_id)
+    browser = Browser(world.app.test_client()).sign_in(staff)  # type: ignore[attr-defined]
+    page_path = f"/requests/{request_id}"
+    answer = browser.post(f"{page_path}/decision", {"action": "all_eligible"}, form_page=page_path)
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith(page_path)
+
+    waiting = browser.get(page_path).get_data(as_text=True)
+    assert "is being issued: Waiting for a worker" in waiting
+    assert '<meta http-equiv="refresh" content="3">' in waiting
+    assert "Finish issuing" not in waiting  # nothing to finish while a worker has it
+
+    _work(world)
+    ready = browser.get(page_path).get_data(as_text=True)
+    with world.app.extensions["issuer.db"].session() as session:  # type: ignore[attr-defined]
+        number = session.scalar(select(Letter.number))
+    assert "Letter issued:" in ready
+    assert number in ready
+    assert 'http-equiv="refresh"' not in ready
