@@ -53,7 +53,9 @@ lint: install
 test: lint
 	$(BIN)/pytest -n 2 --dist loadgroup
 
+# The benchmarks also need wrk (bench/serve_verify.py): installed here when missing, not by make run/test.
 bench: install
+	./scripts/install-bench-packages.sh
 	$(BIN)/python bench/run_all.py
 
 clean:
