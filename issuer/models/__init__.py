@@ -3,6 +3,7 @@
 from issuer.models.account import ApiToken, Role, User
 from issuer.models.audit import GENESIS_HASH, AuditEntry, AuditHead
 from issuer.models.exporter import Exporter, ExporterBlock
+from issuer.models.idempotency import IdempotencyKey
 from issuer.models.import_job import ImportJob, ImportState
 from issuer.models.letter import CoveredVin, Letter, LetterOutlet, LetterSequence, LetterStatus, LetterVehicle
 from issuer.models.manufacturer import Manufacturer, ManufacturerType, ManufacturerWmi
@@ -20,6 +21,7 @@ __all__ = [
     "CoveredVin",
     "Exporter",
     "ExporterBlock",
+    "IdempotencyKey",
     "ImportJob",
     "ImportState",
     "Letter",
