@@ -24,13 +24,20 @@ sends it again with the same key, and the request is filed once. Decisions:
   files nothing, so it writes no audit entry and sends no mail.
 - **In flight:** while the transaction that holds a key has not ended, the same key is a 409
   (``IDEMPOTENCY_KEY_IN_FLIGHT``); once it has committed, the stored answer. On PostgreSQL the
-  key is held by a transaction-scoped advisory lock taken before anything is read. SQLite has a
+  key is held by a transaction-scoped advisory lock, taken before the key is looked up. SQLite has a
   single writer: a second attempt waits for the first and is answered 503 (busy, retry), and the
   retry is the replay. In every case the unique (user, key) constraint allows one request.
 - **Keys live 24 hours** from the filing. An expired key is ignored, as if never used: the next
   request with it is filed anew. Expired keys are deleted when a request is filed with a key
   (that key's own, and up to ``PURGE_BATCH`` others' at a time, skipping rows another
   transaction is deleting).
+- **The answer is stored, not rebuilt,** so a replay is the first answer byte for byte even after
+  the request was decided. It is some 0.4 KB a vehicle, more with refusals explained (4-8 MB for
+  a 10,000-vehicle request; PostgreSQL compresses it), kept for a day.
+- **The web pages send no key** (yet): a double click on a precheck part's send button can still
+  file it twice. Doing it well needs a key per rendered form, a fingerprint of the form's fields,
+  and the page's own answers to a replay (the request's page) and to a 409, across the form, the
+  declarations service and the translations: more than a small change.
 """
 
 from __future__ import annotations
