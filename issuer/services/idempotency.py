@@ -106,7 +106,10 @@ def parse_key(value: str | None) -> str | None:
 
 def fingerprint(payload: Any) -> str:
     """SHA-256 (hex) of the body's canonical JSON: keys sorted, no insignificant white space."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    try:
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    except RecursionError:  # the encoder may stop a few levels before the parser did
+        raise BadRequest("the request body is nested too deeply") from None
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 

@@ -12,7 +12,8 @@ What is proved, through the real HTTP API on SQLite and PostgreSQL:
   expired keys, this user's and others', are deleted when a key is next used;
 - a malformed key (empty, too long, control or non-ASCII characters, sent twice) is a 400
   naming the header and the problem, before the body is read, and files nothing;
-- the stored row holds the SHA-256 of the canonical body, the request id, the status and body.
+- the stored row holds the SHA-256 of the canonical body, the request id, the status and body;
+  a body nested deeper than the JSON encoder goes is a 400, not a 500 (its fingerprint).
 
 And with real concurrency, on a database of its own:
 - PostgreSQL: a retry while the first is still in flight (held deterministically on a row lock
@@ -48,6 +49,7 @@ from sqlalchemy.orm import Session
 from issuer import clock, create_app
 from issuer.config import Settings
 from issuer.db import Database, make_engine
+from issuer.errors import BadRequest
 from issuer.migrate import upgrade
 from issuer.models import (
     AuditEntry,
@@ -61,6 +63,7 @@ from issuer.models import (
 )
 from issuer.services import accounts
 from issuer.services.audit import verify_chain
+from issuer.services.idempotency import fingerprint
 from tests import factories
 from tests.conftest import TEST_DATABASE_URL, _create_postgres_database, _drop_postgres_database
 from tests.web.conftest import VIN_ACME, Caller, assert_error, caller, request_body, vehicle
@@ -422,6 +425,18 @@ def test_two_key_headers_are_one_key_joined_by_a_comma(
     assert first.status_code == 201, first.get_data(as_text=True)
     assert again.headers[REPLAYED] == "true"
     assert [r.key for r in key_rows(session)] == ["a, b"]
+
+
+def test_the_fingerprint_of_a_body_nested_beyond_the_encoders_depth_is_a_400_not_an_error() -> None:
+    # The JSON parser and encoder stop at different depths, which also depend on the stack they
+    # run on: a body the parser just accepted must not make the fingerprint fail with a 500.
+    nested: list[Any] = []
+    for _ in range(5_000):
+        nested = [nested]
+
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        fingerprint({"vehicles": nested})
+    assert fingerprint({"b": [1, "二"], "a": None}) == canonical_sha256({"a": None, "b": [1, "二"]})
 
 
 @pytest.mark.parametrize(
