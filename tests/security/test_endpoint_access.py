@@ -38,7 +38,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -153,6 +153,7 @@ class Public:
     publishes: tuple[str, ...] = ()
 
 
+# Endpoints anyone may call, each with its reason (a health check, when one is added, goes here).
 PUBLIC: dict[str, Public] = {
     "public.letter_keys": Public(
         "every seal key ever used, with its certificate, so anyone can check a letter offline",
@@ -662,7 +663,7 @@ def _callers(world: World) -> list[Caller]:
     ]
     callers.append(Caller("a reviewer", world.sign_in(world.reviewer), world.reviewer_token, "reviewer"))
     callers.append(Caller("nobody", world.client()))
-    callers.append(Caller("a bad token", world.client(), "iss_" + "x" * 43, channel="api"))
+    callers.append(Caller("a bad token", world.client(), accounts.TOKEN_PREFIX + "x" * 43, channel="api"))
     callers.append(Caller("tenant A's revoked token", world.client(), a.revoked_token, channel="api"))
     callers.append(Caller("tenant A's deactivated user's token", world.client(), a.deactivated_token, channel="api"))
     callers.append(Caller("tenant A's session without a token", world.sign_in(a.users["aftersales"]), channel="api"))
@@ -701,9 +702,58 @@ def test_every_rule_is_enumerated_and_fillable(world: World) -> None:
     assert not problems, "\n  ".join(["the access test cannot cover every rule:", *problems])
 
 
+# HEAD and OPTIONS follow from GET and from Flask; they are tried by these callers.
+IMPLIED_METHOD_CALLERS = ("nobody", "tenant B's manufacturer_admin")
+
+
+def _implied_methods_problems(caller: Caller, call: Call, get: Any) -> list[str]:
+    """HEAD answers as GET did, without a body; OPTIONS runs no view: it lists the methods."""
+    headers = {"Authorization": f"Bearer {caller.token}"} if caller.token else {}
+    head = caller.client.open(call.path, method="HEAD", headers=headers)
+    options = caller.client.open(call.path, method="OPTIONS", headers=headers)
+    problems = []
+    if head.status_code != get.status_code or head.get_data():
+        problems.append(
+            f"HEAD {call.path} answered {head.status_code} with {len(head.get_data())} bytes (GET: {get.status_code})"
+        )
+    if options.status_code != 200 or options.get_data() or "GET" not in options.headers.get("Allow", ""):
+        problems.append(f"OPTIONS {call.path} answered {options.status_code} {options.get_data()[:80]!r}")
+    head.close()
+    options.close()
+    return problems
+
+
+def _error_code(answer: Any) -> str:
+    body = answer.get_json(silent=True) if answer.mimetype == "application/json" else None
+    return str(body["error"].get("code", "")) if isinstance(body, dict) and isinstance(body.get("error"), dict) else ""
+
+
+def ghost_of(t: Tenant) -> Tenant:
+    """``t`` with every object the URLs name replaced by one that does not exist."""
+    none = 2_000_000_000
+    return replace(
+        t,
+        manufacturer=replace(t.manufacturer, code="GHOSTMOTOR"),
+        requests={name: none + n for n, name in enumerate(t.requests)},
+        letters={name: f"{t.manufacturer.code}-2026-99999{n}" for n, name in enumerate(t.letters)},
+        import_job_id=none,
+        users={role: replace(person, id=none) for role, person in t.users.items()},
+        failed_message_id=none,
+        token_ids=dict.fromkeys(t.token_ids, none),
+        outlet_codes=[f"GHOST-OUTLET-{n}" for n, _ in enumerate(t.outlet_codes)],
+    )
+
+
 def test_no_endpoint_answers_another_tenant_the_wrong_role_or_nobody(fresh: World) -> None:
+    """Every call, by every caller, answered as the access rules say. And an answer about A's
+    object is the answer about an object that does not exist (same status, same error code):
+    it tells nobody whether A has it."""
     world = fresh
     calls, problems = calls_about(world.app, world.a)
+    ghost = ghost_of(world.a)
+    ghost_calls, _ = calls_about(world.app, ghost)
+    assert len(ghost_calls) == len(calls)
+    nonexistent = dict(zip(calls, ghost_calls, strict=True))
     callers = _callers(world)
     before = snapshot(world.connection)
     secrets = world.a.all_secrets()
@@ -722,6 +772,17 @@ def test_no_endpoint_answers_another_tenant_the_wrong_role_or_nobody(fresh: Worl
             if not ok(answer):
                 location = answer.headers.get("Location", "")
                 problems.append(f"{caller.name}: {call} answered {answer.status_code} {location} (expected {wanted})")
+            if call.method == "GET" and not call.unserved and caller.name in IMPLIED_METHOD_CALLERS:
+                problems += [f"{caller.name}: {p}" for p in _implied_methods_problems(caller, call, answer)]
+                made += 2
+            if call.about_object and caller.role is not None:
+                other = send(caller, nonexistent[call], ghost)
+                made += 1
+                if (answer.status_code, _error_code(answer)) != (other.status_code, _error_code(other)):
+                    problems.append(
+                        f"{caller.name}: {call} answered {answer.status_code} {_error_code(answer)}, but about an "
+                        f"object that does not exist {other.status_code} {_error_code(other)}: it tells A's exists"
+                    )
             publishes = PUBLIC[call.endpoint].publishes if call.endpoint in PUBLIC else ()
             shown = world.a.all_secrets(except_kinds=publishes)
             problems += [
@@ -729,8 +790,10 @@ def test_no_endpoint_answers_another_tenant_the_wrong_role_or_nobody(fresh: Worl
                 for p in answer_problems(call, answer, secrets=shown, sent=sent_strings(call, tenant))
             ]
     problems += [f"tenant A's data: {p}" for p in changes_of(before, snapshot(world.connection), world.a)]
-    rules = len(list(world.app.url_map.iter_rules()))
-    print(f"\naccess: {rules} rules, {len(calls)} calls per caller, {len(callers)} callers, {made} calls made")
+    rules = list(world.app.url_map.iter_rules())
+    pairs = sum(len(served_methods(rule)) for rule in rules)
+    print(f"\naccess: {len(rules)} rules, {pairs} rule x method, {len(calls)} calls per caller (URL values, queries,")
+    print(f"  405s included), {len(callers)} callers, {made} calls made")
     assert secrets
     assert not problems, f"{len(problems)} access problem(s):\n  " + "\n  ".join(problems)
 
@@ -749,7 +812,8 @@ def _owner(world: World, call: Call) -> Person:
 
 def test_the_owner_succeeds_with_the_same_calls(fresh: World) -> None:
     """The calls refused above succeed for tenant A's own user of an allowed role, with the same
-    URL and body: the refusals are the access checks', not a body's or a missing object's."""
+    URL and body: the refusals are the access checks', not a body's or a missing object's. (And
+    HEAD answers as GET does, OPTIONS lists the methods.)"""
     world = fresh
     calls, problems = calls_about(world.app, world.a)
     for call in calls:
@@ -759,7 +823,10 @@ def test_the_owner_succeeds_with_the_same_calls(fresh: World) -> None:
             owner = _owner(world, call)
             client = world.sign_in(owner)
             token = world.platform_token if owner == world.platform_admin else world.a.tokens.get(owner.role)
-            answer = send(Caller(owner.email, client, token, owner.role), call, world.a)
+            caller = Caller(owner.email, client, token, owner.role)
+            answer = send(caller, call, world.a)
+            if call.method == "GET":
+                problems += [f"{owner.role}: {p}" for p in _implied_methods_problems(caller, call, answer)]
         refusal = OWNER_REFUSALS.get((call.endpoint, call.path.rsplit("/", 1)[-1]))
         if refusal and answer.status_code == refusal[0]:
             continue
@@ -804,7 +871,7 @@ def test_every_post_page_refuses_a_form_without_its_csrf_token(fresh: World) -> 
     nobody a redirect to the login page; nothing in the database changes."""
     world = fresh
     calls, problems = calls_about(world.app, world.a)
-    posts = [c for c in calls if c.method == "POST" and not c.is_api and not c.unserved]
+    posts = [c for c in calls if c.method != "GET" and not c.is_api and not c.unserved]
     owners = {call: world.sign_in(_owner(world, call)) for call in posts if call.endpoint not in PUBLIC}
     before = snapshot(world.connection)
     world.app.config["WTF_CSRF_ENABLED"] = True
