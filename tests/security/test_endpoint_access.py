@@ -13,13 +13,18 @@ cookies, the pages never read tokens).
 
 - nobody (and every invalid credential): 401 from the API, a redirect to the login page (or
   401) from a page;
-- a rule naming one of A's objects: 403 or 404 to every caller;
+- a rule naming one of A's objects: 403 or 404 to every caller, and the same status and error
+  code as for an object that does not exist (``ghost_of``): no answer tells that A has it;
 - a rule naming no object: 403 to a role ``ROLES`` does not list for it; a role it lists may use
   it (on its own tenant), and its answer shows nothing of A;
 - no answer to these callers contains any of A's identifying strings (numbers, codes, VINs,
   names, e-mails, ids in links), and after all the calls no row of A's changed (every table,
   rows found from A's manufacturer and exporters through foreign keys);
-- every answer under /api/ is JSON, errors and 405 included.
+- every answer under /api/ is JSON, errors and 405 included; HEAD answers as GET, OPTIONS runs
+  no view;
+- bodies that name A's objects in a rule about none (correcting A's letter, an outlet under A's
+  code, a user "for" A's manufacturer) reach nothing of A
+  (``test_bodies_naming_tenant_a_reach_nothing_of_it``).
 
 Public endpoints are on ``PUBLIC`` with the reason each may answer anyone. A rule that is on no
 table (``ROLES``, ``PUBLIC``), a parameter ``url_values`` cannot fill, or a write without a
@@ -70,6 +75,9 @@ from tests.security.access_world import (
     png,
     snapshot,
 )
+
+# One worker runs the module, so the world is built once per backend.
+pytestmark = pytest.mark.xdist_group("endpoint_access")
 
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
 EVERYONE = ("exporter", "aftersales", "manufacturer_admin", "reviewer", "platform_admin")
