@@ -674,8 +674,9 @@ def _check_target(connection: Connection, manifest: _Manifest) -> list[Table]:
     """The database must be at the archive's revision, have its tables and columns, and be empty."""
     current = _revision(connection)
     if current != manifest.revision:
+        state = f"is at {current}" if current else "is not set up"
         raise Conflict(
-            f"the archive holds schema revision {manifest.revision} and the database is at {current or 'none'}: "
+            f"the archive holds schema revision {manifest.revision} and the database {state}: "
             f"restore into a new database migrated with `issuer db upgrade --revision {manifest.revision}`, "
             "then run `issuer db upgrade`"
         )

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from argon2 import PasswordHasher
 from click.testing import Result
 from cryptography.hazmat.primitives import serialization
@@ -46,7 +47,7 @@ from issuer import clock, create_app
 from issuer.config import Settings
 from issuer.db import Base, make_engine
 from issuer.domain.eligibility import VehicleDeclaration
-from issuer.migrate import upgrade
+from issuer.migrate import alembic_config, downgrade, upgrade
 from issuer.models import ApiToken, ImportJob, Letter, LetterRequest, Manufacturer, SealKey, User
 from issuer.services import accounts, backup, import_jobs, organisations, outlets
 from issuer.services.keys import generate_key, import_key, rotate_key
@@ -903,6 +904,35 @@ def test_restore_into_a_database_at_another_revision_says_which_to_migrate_to(tr
     assert f"issuer db upgrade --revision {revision}" in result.output
     assert site.counts()["manufacturers"] == 0
     assert site.key_files() == []
+
+
+def test_an_archive_of_an_older_revision_restores_at_that_revision_and_then_upgrades(
+    sites: Sites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    source = sites.new("sqlite")
+    with source.session() as session:
+        maker = factories.manufacturer(session)
+        generate_key(session=session, manufacturer_code=maker.code, keys_dir=source.keys_dir, passphrase=PASSPHRASE)
+        factories.token(session, factories.user(session, "aftersales", manufacturer=maker))
+    script = ScriptDirectory.from_config(alembic_config(source.database.engine))
+    older = script.get_revision(script.get_current_head()).down_revision
+    downgrade(source.database.engine, older)  # the database as an older issuer left it
+    archive = source.folder / "older.tar.gz"
+    assert source.cli("backup", archive).exit_code == 0
+    assert manifest_of(archive)["database"]["revision"] == older
+    head_target = sites.new("sqlite")
+    assert f"--revision {older}" in head_target.cli("restore", archive).output  # at head: refused, says how
+
+    target = sites.new("sqlite", revision=older)
+    restored = target.cli("restore", archive)
+    assert restored.exit_code == 0, restored.output
+    assert target.cli("db", "upgrade").exit_code == 0
+
+    counts = target.counts()
+    assert {name: counts[name] for name in source.counts()} == source.counts()
+    assert counts["seal_keys"] == counts["users"] == counts["api_tokens"] == 1
+    assert target.cli("audit", "verify").exit_code == 0
 
 
 # -- refused backups -----------------------------------------------------------------------------
