@@ -401,6 +401,8 @@ def register_commands(app: Flask) -> None:
         demo,
         audit_group,
         worker_command,
+        backup_command,
+        restore_command,
     ):
         app.cli.add_command(command)
 
@@ -492,6 +494,58 @@ def keys_import(manufacturer_code: str, key_file: str, cert_file: str, key_passw
             passphrase=passphrase,
         )
         click.echo(f"seal key {key.kid} imported and now signs for {manufacturer_code.upper()}")
+
+
+# -- backup and restore ------------------------------------------------------------------------
+
+
+@click.command("backup", cls=Command)
+@click.argument("file", type=click.Path(dir_okay=False))
+@with_appcontext
+@reports_errors
+def backup_command(file: str) -> None:
+    """Write one archive of the database, the letters and the (still encrypted) seal keys."""
+    from pathlib import Path
+
+    from issuer.services.backup import write_backup
+
+    settings = current_app.config["ISSUER_SETTINGS"]
+    summary = write_backup(
+        engine=current_app.extensions["issuer.db"].engine, keys_dir=settings.keys_dir, path=Path(file)
+    )
+    click.echo(
+        f"backup written to {file}: {summary.tables} tables, {summary.rows} rows, "
+        f"{summary.key_files} seal key file(s), schema revision {summary.revision}, {summary.size} bytes"
+    )
+    click.echo(f"audit head: {summary.audit_head}")
+
+
+@click.command("restore", cls=Command)
+@click.argument("file", type=click.Path(dir_okay=False))
+@with_appcontext
+@reports_errors
+def restore_command(file: str) -> None:
+    """Restore an archive of `issuer backup` into an empty database and keys folder."""
+    from pathlib import Path
+
+    from issuer.services.audit import verify_chain
+    from issuer.services.backup import restore_backup
+
+    settings = current_app.config["ISSUER_SETTINGS"]
+    summary = restore_backup(
+        engine=current_app.extensions["issuer.db"].engine,
+        keys_dir=settings.keys_dir,
+        passphrase=settings.seal_passphrase,
+        path=Path(file),
+    )
+    click.echo(
+        f"restored {file} (written {summary.created_at:%Y-%m-%d %H:%M:%S} UTC from {summary.backend}): "
+        f"{summary.tables} tables, {summary.rows} rows, {summary.key_files} seal key file(s)"
+    )
+    with _session() as session:
+        chain = verify_chain(session)
+    state = "intact" if chain.intact else "BROKEN (see `issuer audit verify`)"
+    click.echo(f"audit trail: {chain.entries_checked} entries checked: {state}")
 
 
 # -- offline verification ----------------------------------------------------------------------

@@ -59,3 +59,15 @@ class ImportRejected(ValidationFailed):
     """A registry or outlet file had invalid rows; ``details`` lists every one."""
 
     code = "IMPORT_REJECTED"
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    """An Idempotency-Key was sent again with a different request body."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    """A request with this Idempotency-Key is still being processed; retry for its answer."""
+
+    code = "IDEMPOTENCY_KEY_IN_FLIGHT"

@@ -3,6 +3,7 @@
 from issuer.models.account import ApiToken, Role, User
 from issuer.models.audit import GENESIS_HASH, AuditEntry, AuditHead
 from issuer.models.exporter import Exporter, ExporterBlock
+from issuer.models.idempotency import IdempotencyKey
 from issuer.models.import_job import ImportJob, ImportState
 from issuer.models.issuance_job import IssuanceJob, JobState
 from issuer.models.letter import CoveredVin, Letter, LetterOutlet, LetterSequence, LetterStatus, LetterVehicle
@@ -21,6 +22,7 @@ __all__ = [
     "CoveredVin",
     "Exporter",
     "ExporterBlock",
+    "IdempotencyKey",
     "ImportJob",
     "ImportState",
     "IssuanceJob",

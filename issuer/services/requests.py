@@ -41,7 +41,7 @@ from issuer.models import (
     RequestVehicle,
     User,
 )
-from issuer.services import audit
+from issuer.services import audit, idempotency
 from issuer.services.coverage import covered_vins
 from issuer.services.organisations import active_block
 from issuer.services.scoping import scoped
@@ -210,11 +210,14 @@ def submit_request(
     reference: str,
     vehicles: Sequence[VehicleDeclaration],
     supersedes: str | None = None,
+    idempotency_filing: idempotency.IdempotentFiling | None = None,
 ) -> tuple[LetterRequest, Assessment]:
     """File a request to a manufacturer: stores every vehicle with its verdict; starts ``submitted``.
 
     With ``supersedes`` the request corrects one of the exporter's valid letters from this
-    manufacturer: that letter's VINs do not count as covered, and it is superseded on issue."""
+    manufacturer: that letter's VINs do not count as covered, and it is superseded on issue.
+    With ``idempotency_filing`` (its key claimed by ``idempotency.claim``) the key and the answer
+    are stored in the same transaction as the request."""
     if user.exporter is None:
         raise ValidationFailed("only a user of an exporter can file a request")
     superseded_id = None
@@ -257,6 +260,8 @@ def submit_request(
     ]
     session.add(request)
     session.flush()  # the request's id names it in the audit trail
+    if idempotency_filing is not None:
+        idempotency.record(session, user=user, filing=idempotency_filing, request=request)
     audit.record(
         session,
         action="request.submitted",

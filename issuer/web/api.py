@@ -36,6 +36,7 @@ from issuer.schemas.requests import (
     RequestOutputSchema,
     SplitPrecheckOutputSchema,
 )
+from issuer.services import idempotency
 from issuer.services import outlets as outlet_service
 from issuer.services import requests as request_service
 from issuer.web.auth import MANUFACTURER_STAFF, current_user, requires
@@ -56,8 +57,8 @@ def refuse_nul_in_url() -> None:
         raise BadRequest("the URL must not contain NUL characters")
 
 
-def parse_body(schema: Schema) -> dict[str, Any]:
-    """Parse the JSON body with ``schema``; malformed JSON is a 400, invalid fields a 422."""
+def json_body() -> dict[str, Any]:
+    """The JSON object the body carries; malformed JSON, or not an object, is a 400."""
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON object")
@@ -73,6 +74,14 @@ def parse_body(schema: Schema) -> dict[str, Any]:
         raise BadRequest("the request body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise BadRequest("the request body must be a JSON object")
+    return payload
+
+
+def parse_body(schema: Schema, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Parse the JSON body (or ``payload``, the body already read) with ``schema``; malformed
+    JSON is a 400, invalid fields a 422."""
+    if payload is None:
+        payload = json_body()
     try:
         return schema.load(payload)  # type: ignore[no-any-return]
     except SchemaError as exc:
@@ -258,10 +267,25 @@ def precheck():  # type: ignore[no-untyped-def]
     return SplitPrecheckOutputSchema().dump({"groups": groups, "unassigned": unassigned, "warnings": warnings})
 
 
+def _filed_answer(letter_request: LetterRequest) -> dict[str, Any]:
+    return RequestOutputSchema().dump(_request_detail(letter_request))  # type: ignore[no-any-return]
+
+
 @api.post("/requests")
 @requires(Role.EXPORTER)
 def submit_request():  # type: ignore[no-untyped-def]
-    body = parse_body(RequestInputSchema())
+    """File a request; with an ``Idempotency-Key`` a repeat of it is answered as the first was
+    (``issuer.services.idempotency``)."""
+    key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+    payload = json_body()
+    filing = None
+    if key is not None:
+        fingerprint = idempotency.fingerprint(payload)
+        stored = idempotency.claim(db_session(), user=current_user(), key=key, fingerprint=fingerprint)
+        if stored is not None:
+            return stored.body, stored.status, {idempotency.REPLAYED_HEADER: "true"}
+        filing = idempotency.IdempotentFiling(key=key, fingerprint=fingerprint, status=201, answer=_filed_answer)
+    body = parse_body(RequestInputSchema(), payload)
     letter_request, _ = request_service.submit_request(
         session=db_session(),
         user=current_user(),
@@ -270,8 +294,9 @@ def submit_request():  # type: ignore[no-untyped-def]
         reference=body["reference"],
         vehicles=_declarations(body["vehicles"]),
         supersedes=body["supersedes"],
+        idempotency_filing=filing,
     )
-    return RequestOutputSchema().dump(_request_detail(letter_request)), 201
+    return _filed_answer(letter_request), 201
 
 
 @api.get("/requests")

@@ -1,7 +1,7 @@
 """issuance jobs: letters rendered and sealed by queue workers
 
 Revision ID: 20261201_0008
-Revises: 20261201_0006
+Revises: 20261201_0007
 Create Date: 2026-12-01 23:00:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ import issuer.models.types
 
 
 revision = '20261201_0008'
-down_revision = '20261201_0006'
+down_revision = '20261201_0007'
 branch_labels = None
 depends_on = None
 

@@ -382,7 +382,7 @@ def user_edit(user_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
     actor = current_user()
     user = accounts.get_user(session, actor, user_id)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD, which must answer as GET does
         return _render_user_edit(user)
     form = UserRoleForm()
     _organisation_choices(form, actor)

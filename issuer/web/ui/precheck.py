@@ -318,7 +318,7 @@ def _run_split(application_date: dt.date, declared: DeclaredList) -> Report:
 def index():  # type: ignore[no-untyped-def]
     """The list form; posted, the verdicts per manufacturer below it."""
     form = PrecheckForm()
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD, which must answer as GET does
         return _page(form)
     valid = form.validate_on_submit()
     text = form.vehicles.data or ""

@@ -277,7 +277,7 @@ def outlet_edit(code: str):  # type: ignore[no-untyped-def]
     manufacturer = _own_manufacturer()
     session = db_session()
     outlet = outlet_service.find_outlet(session, manufacturer, code)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD, which must answer as GET does
         form = OutletFields(obj=outlet)
         return _outlet_form_page(form, outlet=outlet)
     form = OutletFields()
@@ -556,7 +556,7 @@ def _blocks_page(  # type: ignore[no-untyped-def]
 def blocks():  # type: ignore[no-untyped-def]
     manufacturer = _own_manufacturer()
     form = BlockForm()
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD, which must answer as GET does
         return _blocks_page(form)
     if form.validate_on_submit():
         try:
