@@ -1,3 +1,18 @@
-from issuer import create_app
+"""The WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi run``."""
 
-app = create_app()
+import sys
+
+from issuer import create_app
+from issuer.config import ConfigurationError
+
+# The exit status gunicorn reads as "the application failed to load": its master then stops
+# instead of starting new workers that would fail the same way, forever.
+APP_LOAD_ERROR = 4
+
+try:
+    app = create_app()
+except ConfigurationError as error:
+    # A deployment not fit to run (e.g. production with a development secret): say what to set,
+    # in one line; a traceback would only bury the message.
+    print(f"issuer: refusing to start: {error}", file=sys.stderr)
+    raise SystemExit(APP_LOAD_ERROR) from None
