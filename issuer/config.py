@@ -79,6 +79,23 @@ def _log_level(value: str | None) -> str:
     return level
 
 
+MAX_TRUSTED_PROXIES = 5
+
+
+def _trusted_proxies(value: str | None) -> int:
+    """How many reverse proxies in front of the app append to X-Forwarded-For (0: none, the
+    header is ignored, since any client could write it)."""
+    if value is None or value.strip() == "":
+        return 0
+    try:
+        count = int(value.strip())
+    except ValueError:
+        raise ConfigurationError(f"ISSUER_TRUSTED_PROXIES must be a number of proxies, not {value!r}") from None
+    if not 0 <= count <= MAX_TRUSTED_PROXIES:
+        raise ConfigurationError(f"ISSUER_TRUSTED_PROXIES must be between 0 and {MAX_TRUSTED_PROXIES}, not {count}")
+    return count
+
+
 def _flag(value: str | None, *, default: bool) -> bool:
     if value is None or value.strip() == "":
         return default
@@ -93,6 +110,9 @@ class Settings:
     key_passphrase: str | None = None
     public_url: str = DEFAULT_PUBLIC_URL
     ratelimit_enabled: bool = True
+    # Shared state of the workers (rate limits; the job queue): a redis:// URL, or None.
+    redis_url: str | None = None
+    trusted_proxies: int = 0  # reverse proxies whose X-Forwarded-For is believed
     production: bool = False
     max_content_length: int = 10 * 1024 * 1024
     # Notifications (issuer.services.notifications): without an SMTP host, mail stays in the outbox.
@@ -102,8 +122,7 @@ class Settings:
     smtp_password: str | None = None
     smtp_security: str = "starttls"  # one of SMTP_SECURITY
     mail_from: str = DEFAULT_MAIL_FROM
-    # Redis (rate-limit storage and the job queue); without it, issuance runs inline.
-    redis_url: str | None = None
+    # Without redis_url, issuance runs inline.
     queue_name: str = "issuer-issuance"  # several deployments may share one Redis
     log_format: str = "text"  # "json" or "text"; json by default in production
     log_level: str = "INFO"
@@ -122,13 +141,14 @@ class Settings:
             public_url=(env.get("ISSUER_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
             ratelimit_enabled=_flag(env.get("RATELIMIT_ENABLED"), default=True),
             production=production,
+            redis_url=(env.get("REDIS_URL") or "").strip() or None,
+            trusted_proxies=_trusted_proxies(env.get("ISSUER_TRUSTED_PROXIES")),
             smtp_host=(env.get("ISSUER_SMTP_HOST") or "").strip() or None,
             smtp_port=_port(env.get("ISSUER_SMTP_PORT")),
             smtp_user=env.get("ISSUER_SMTP_USER") or None,
             smtp_password=env.get("ISSUER_SMTP_PASSWORD") or None,
             smtp_security=_smtp_security(env.get("ISSUER_SMTP_SECURITY")),
             mail_from=(env.get("ISSUER_MAIL_FROM") or "").strip() or DEFAULT_MAIL_FROM,
-            redis_url=(env.get("REDIS_URL") or "").strip() or None,
             queue_name=(env.get("ISSUER_QUEUE_NAME") or "").strip() or "issuer-issuance",
             log_format=_log_format(env.get("ISSUER_LOG_FORMAT"), production=production),
             log_level=_log_level(env.get("ISSUER_LOG_LEVEL")),
@@ -151,5 +171,5 @@ class Settings:
             return
         if self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key) < 32:
             raise ConfigurationError("production needs SECRET_KEY set to a random value of 32+ characters")
-        if not self.key_passphrase:
+        if not self.key_passphrase or self.key_passphrase == DEVELOPMENT_KEY_PASSPHRASE:
             raise ConfigurationError("production needs ISSUER_KEY_PASSPHRASE to encrypt seal keys at rest")

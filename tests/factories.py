@@ -144,14 +144,16 @@ def ca_issued(
     days: int = 365,
     not_before: dt.datetime | None = None,
     content_commitment: bool | None = None,
+    organisation: str = "测试汽车制造有限公司",
+    ca_common_name: str = "Test Root CA",
 ) -> tuple[bytes, bytes]:
     """A private key and a PEM bundle (leaf + root) as a certificate authority hands them out.
 
     ``content_commitment`` adds a KeyUsage extension with non-repudiation on or off; None leaves
-    the extension out."""
+    the extension out. ``organisation`` is the leaf's O, ``ca_common_name`` the root's CN."""
     now = clock.now_utc()
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Root CA")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_common_name)])
     ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -170,7 +172,7 @@ def ca_issued(
         .subject_name(
             x509.Name(
                 [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "测试汽车制造有限公司"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
                     x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, uscc),
                 ]
             )

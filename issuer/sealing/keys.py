@@ -1,5 +1,5 @@
 """Seal key material: generating a key with a self-issued certificate, loading an imported key
-and chain, and storing private keys encrypted at rest (mode 0600).
+and chain, and storing private keys encrypted at rest (mode 0600, in a 0700 folder).
 
 No database here: ``issuer.services.keys`` records what these functions produce.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from cryptography.x509.oid import NameOID
 
 CERTIFICATE_YEARS = 5
 PRIVATE_FILE_MODE = 0o600
+PRIVATE_FOLDER_MODE = 0o700
+MAX_COMMON_NAME_CHARS = 64  # RFC 5280 ub-common-name
 
 
 class KeyMaterialError(ValueError):
@@ -53,13 +56,16 @@ def key_id(manufacturer_code: str, certificate: x509.Certificate) -> str:
 
 
 def seal_subject(*, name: str, uscc: str) -> x509.Name:
-    """The certificate subject of a manufacturer's seal: its MIIT name and credit code."""
+    """The certificate subject of a manufacturer's seal: its MIIT name and credit code.
+
+    The organisation carries the whole name; the common name is only a label, cut to the 64
+    characters X.509 allows it (RFC 5280 ub-common-name; a longer one is refused outright)."""
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
             x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, uscc),
-            x509.NameAttribute(NameOID.COMMON_NAME, name),
+            x509.NameAttribute(NameOID.COMMON_NAME, name[:MAX_COMMON_NAME_CHARS]),
         ]
     )
 
@@ -128,13 +134,16 @@ def load_imported_material(*, key_pem: bytes, certificates_pem: bytes, key_passw
 
 def write_private_key(material: SealMaterial, path: Path, *, passphrase: str) -> None:
     """Write the private key encrypted with the passphrase; the file is created with mode 0600
-    and never overwritten."""
+    and never overwritten, in a keys folder only its owner can open (0700)."""
     data = material.private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase.encode("utf-8")),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=PRIVATE_FOLDER_MODE, parents=True, exist_ok=True)
+    # A folder made before (or by a checkout, 0755) is closed too: nobody else lists the keys.
+    if stat.S_IMODE(path.parent.stat().st_mode) != PRIVATE_FOLDER_MODE:
+        path.parent.chmod(PRIVATE_FOLDER_MODE)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)

@@ -12,6 +12,8 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from email.errors import MessageError
+from email.headerregistry import Address
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -46,9 +48,18 @@ def password_matches(password_hash: str, password: str) -> bool:
 
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
-    if not EMAIL_PATTERN.match(email) or len(email) > 254:
+    if not EMAIL_PATTERN.match(email) or len(email) > 254 or not _is_addr_spec(email):
         raise ValidationFailed(f"{raw!r} is not an e-mail address", details={"email": ["not an e-mail address"]})
     return email
+
+
+def _is_addr_spec(email: str) -> bool:
+    """Whether a mail header reads ``email`` back as this one address. Notifications are mailed
+    to it: ``a,b@x.cn`` would reach ``b@x.cn`` too, and ``<b>@x.cn`` nobody."""
+    try:
+        return Address(addr_spec=email).addr_spec == email
+    except (ValueError, IndexError, MessageError):
+        return False
 
 
 def create_user(

@@ -554,14 +554,20 @@ def _certificates(pem: str) -> list[Any]:
 def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> Letter:
     """Render, seal and store a pending letter; a valid letter is returned as it is.
 
-    No transaction is held while rendering (seconds for a big letter). If the letter cannot be
-    printed or sealed — a character no font has, an unusable seal key — the reservation is
-    undone (:func:`abandon_letter`) and a clear error raised, so nothing stays blocked.
+    One letter is rendered by one caller at a time. On PostgreSQL the pending letter's row stays
+    locked while it is rendered and sealed, so a second caller (a double click, a retry) waits
+    and then finds the letter issued instead of rendering it again (a big letter peaks near
+    900 MB); only that row is locked. On SQLite, whose single writer such a transaction would
+    hold for seconds, no transaction is held while rendering, and the row is checked again
+    before the PDF is stored. If the letter cannot be printed or sealed — a character no font
+    has, an unusable seal key — the reservation is undone (:func:`abandon_letter`) and a clear
+    error raised, so nothing stays blocked.
     """
-    letter = session.get(Letter, letter_id)
+    letter = _locked_letter(session, letter_id)
     if letter is None:
         raise NotFound(f"no letter {letter_id}")
     if letter.status != LetterStatus.PENDING.value:
+        session.commit()
         return letter
     manufacturer = letter.manufacturer
     content = LetterContent.from_json(letter.content)
@@ -574,7 +580,8 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
     try:
         record, signing_key = signing_key_for(session, manufacturer, issuance)
         kid, algorithm, key_row_id = record.kid, record.algorithm, record.id
-        session.commit()  # end the read transaction before the slow part
+        if session.get_bind().dialect.name != "postgresql":
+            session.commit()  # end the read transaction before the slow part
         rendered = render_letter(
             content,
             verify_url=issuance.verify_url(number, code),
@@ -604,7 +611,7 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
         abandon_letter(session, letter_id, reason=f"{type(exc).__name__}: {exc}")
         raise Conflict(f"the letter cannot be sealed: {exc}") from None
 
-    letter = session.scalar(select(Letter).where(Letter.id == letter_id).with_for_update())
+    letter = _locked_letter(session, letter_id)
     if letter is None:
         raise NotFound(f"no letter {letter_id}")
     if letter.status != LetterStatus.PENDING.value:
@@ -666,12 +673,20 @@ def complete_letter(*, session: Session, letter_id: int, issuance: Issuance) -> 
     return letter
 
 
+def _locked_letter(session: Session, letter_id: int) -> Letter | None:
+    """The letter as stored now, its row locked until the transaction ends (PostgreSQL; SQLite
+    has one writer). Read afresh: the session may hold the row as it was before the lock."""
+    return session.scalar(
+        select(Letter).where(Letter.id == letter_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
 def abandon_letter(session: Session, letter_id: int, *, reason: str = "") -> None:
     """Undo a pending letter's reservation: its VINs are free again (or back with the letter
     it was to supersede), the request returns to ``submitted`` undecided, the letter row goes.
     Its number is never reused: the counter has moved on."""
     session.rollback()
-    letter = session.get(Letter, letter_id)
+    letter = _locked_letter(session, letter_id)
     if letter is None or letter.status != LetterStatus.PENDING.value:
         return
     session.execute(delete(CoveredVin).where(CoveredVin.letter_id == letter.id))

@@ -73,7 +73,7 @@ def compose(*, recipient: str, subject: str, body: str, mail_from: str, written_
     the Message-ID's domain is the sender's."""
     message = EmailMessage()
     message["From"] = mail_from
-    message["To"] = recipient
+    message["To"] = Address(addr_spec=recipient)  # exactly this one address; anything else raises
     message["Subject"] = subject
     if written_at is not None:
         message["Date"] = format_datetime(written_at)  # type: ignore[arg-type]

@@ -294,7 +294,11 @@ def _write_sqlite(
 def _write_postgresql(
     session: Session, manufacturer_id: int, rows: Iterator[tuple[str, str, str, str | None]]
 ) -> tuple[int, int, int]:
-    """COPY into an unindexed temporary table, then merge with one set-based upsert."""
+    """COPY into an unindexed temporary table, then merge with one set-based upsert.
+
+    The merge takes the rows in VIN order: two imports of overlapping files (in whatever order
+    their rows come) then lock the rows they share in the same order, so the second waits for
+    the first instead of deadlocking with it."""
     connection = session.connection().connection.driver_connection
     total = 0
     with connection.cursor() as cursor:  # type: ignore[union-attr]
@@ -312,7 +316,7 @@ def _write_postgresql(
         cursor.execute(
             "WITH merged AS ("
             " INSERT INTO registered_vehicles (manufacturer_id, vin, brand, model, production_date)"
-            " SELECT %s, vin, brand, model, production_date FROM registry_import"
+            " SELECT %s, vin, brand, model, production_date FROM registry_import ORDER BY vin"
             " ON CONFLICT (manufacturer_id, vin) DO UPDATE SET"
             "  brand = excluded.brand, model = excluded.model,"
             "  production_date = COALESCE(excluded.production_date, registered_vehicles.production_date)"

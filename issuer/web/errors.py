@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext
+from flask_limiter import RateLimitExceeded
 from flask_login import current_user as session_user
 from flask_wtf.csrf import CSRFError
 from marshmallow.error_store import SCHEMA
@@ -16,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from issuer.errors import IssuerError, Unauthenticated, ValidationFailed
+from issuer.web.security import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ HTTP_CODES = {
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_FAILED",
-    429: "TOO_MANY_REQUESTS",
+    429: "RATE_LIMITED",
 }
 
 
@@ -109,6 +111,18 @@ def register_error_handlers(app: Flask) -> None:
         if not session_user.is_authenticated and request.endpoint != "pages.login":
             return redirect(url_for("pages.login", next=_return_path()))
         return error_page(400, gettext("This form has expired. Reload the page and send it again."))
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded):  # type: ignore[no-untyped-def]
+        seconds = retry_after(error)
+        if _wants_json():
+            message = f"too many requests ({error.description}); try again in {seconds} seconds"
+            response, status = error_response(429, HTTP_CODES[429], message, {"retry_after": seconds})
+        else:
+            message = gettext("Too many attempts. Try again in %(seconds)s seconds.", seconds=seconds)
+            response, status = app.make_response(error_page(429, message)), 429
+        response.headers["Retry-After"] = str(seconds)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from wtforms.validators import DataRequired, Length
 from issuer.i18n import LANGUAGES
 from issuer.models import User
 from issuer.services import accounts
+from issuer.web.security import FAILED_LOGIN, LOGIN, rate_limited
 from issuer.web.session import db_session
 
 pages = Blueprint("pages", __name__)
@@ -56,6 +57,7 @@ class LoginForm(FlaskForm):
 
 
 @pages.route("/login", methods=["GET", "POST"])
+@rate_limited(LOGIN, FAILED_LOGIN)
 def login():  # type: ignore[no-untyped-def]
     form = LoginForm()
     status = 200

@@ -1,7 +1,8 @@
 """Public verification, no account: by number and code (the QR code's target), by uploading
 the PDF, as HTML for people and JSON for systems.
 
-A wrong code and an unknown number get byte-identical answers, so numbers cannot be probed.
+A wrong code and an unknown number get byte-identical answers, so numbers cannot be probed;
+each address may try 30 a minute and 500 an hour (issuer.web.security), against codes of 80 bits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from issuer.errors import BadRequest
 from issuer.schemas.letters import VerifyByCodeOutputSchema, VerifyPdfOutputSchema
 from issuer.services import letters as letter_service
 from issuer.web.letters import letter_body
+from issuer.web.security import VERIFY_LOOKUP, VERIFY_UPLOAD, rate_limited
 from issuer.web.session import db_session
 from issuer.web.ui import in_language
 
@@ -73,6 +75,7 @@ def _pdf_answer(data: bytes) -> dict[str, Any]:
 
 
 @verify_api.get("/api/v1/verify/<number>")
+@rate_limited(VERIFY_LOOKUP)
 def verify_by_code_json(number: str):  # type: ignore[no-untyped-def]
     letter = letter_service.verify_by_code(session=db_session(), number=number, code=request.args.get("code", ""))
     if letter is None:
@@ -82,6 +85,7 @@ def verify_by_code_json(number: str):  # type: ignore[no-untyped-def]
 
 
 @verify_api.post("/api/v1/verify")
+@rate_limited(VERIFY_UPLOAD)
 def verify_pdf_json():  # type: ignore[no-untyped-def]
     return VerifyPdfOutputSchema().dump(_pdf_answer(_uploaded_pdf()))
 
@@ -96,6 +100,7 @@ def verify_form():  # type: ignore[no-untyped-def]
 
 
 @verify.get("/verify/<number>")
+@rate_limited(VERIFY_LOOKUP)
 def verify_page(number: str):  # type: ignore[no-untyped-def]
     letter = letter_service.verify_by_code(session=db_session(), number=number, code=request.args.get("code", ""))
     if letter is None:
@@ -109,6 +114,7 @@ def verify_page(number: str):  # type: ignore[no-untyped-def]
 
 
 @verify.post("/verify")
+@rate_limited(VERIFY_UPLOAD)
 def verify_upload_page():  # type: ignore[no-untyped-def]
     data = b""
     upload = request.files.get("file")

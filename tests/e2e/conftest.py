@@ -43,6 +43,7 @@ from tests.e2e.support import (
     LiveServer,
     World,
     seed_world,
+    watch_content_security_policy,
 )
 
 
@@ -205,8 +206,10 @@ def new_context(
     request: pytest.FixtureRequest, chromium: Browser, live_server: LiveServer
 ) -> Iterator[Callable[..., BrowserContext]]:
     """Opens a new browser context (a separate visitor: own cookies) in English by default. When
-    the test fails, every page still open is saved as artifacts/<test>-failed-<n>.png."""
+    the test fails, every page still open is saved as artifacts/<test>-failed-<n>.png. A page
+    that violates the Content-Security-Policy fails the test (whatever the test was about)."""
     contexts: list[BrowserContext] = []
+    violations: list[list[str]] = []  # one list per context
 
     def _open(**options: Any) -> BrowserContext:
         options.setdefault("locale", "en-US")
@@ -215,6 +218,7 @@ def new_context(
         options.setdefault("accept_downloads", True)
         context = chromium.new_context(**options)
         context.set_default_timeout(TIMEOUT_MS)
+        violations.append(watch_content_security_policy(context))
         contexts.append(context)
         return context
 
@@ -229,6 +233,8 @@ def new_context(
                 page.screenshot(path=str(ARTIFACTS / f"{name}-failed-{n}.png"), full_page=True)
     for context in contexts:
         context.close()
+    refused = [violation for found in violations for violation in found]
+    assert not refused, "the Content-Security-Policy refused:\n" + "\n".join(refused)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Page
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page
 from sqlalchemy.orm import Session
 
 from issuer.config import Settings
@@ -213,3 +213,40 @@ def sign_in(page: Page, user: User, password: str = PASSWORD) -> None:
         page.get_by_role("button", name="English").click()
         page.wait_for_load_state()
         assert page.locator("html").get_attribute("lang") == "en", "the language switch did not switch to English"
+
+
+# -- the Content-Security-Policy -----------------------------------------------------------------
+
+# Reports every violation of the page's Content-Security-Policy (a blocked script, style, image,
+# fetch, frame or form target) to the test; injected by the browser before any page script runs.
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportCspViolation(
+    `${event.violatedDirective} blocked ${event.blockedURI || "(inline)"} on ${document.location.pathname}`
+    + (event.sourceFile ? ` (${event.sourceFile}:${event.lineNumber})` : ""));
+});
+"""
+
+
+def watch_content_security_policy(context: BrowserContext) -> list[str]:
+    """The CSP violations of every page the context opens, from the page's own event and from
+    the console (where Chromium also reports what it refused). Watching a context again gives
+    the same list."""
+    watched: list[str] | None = getattr(context, "csp_violations", None)
+    if watched is not None:
+        return watched
+    violations: list[str] = []
+    context.csp_violations = violations  # type: ignore[attr-defined]
+
+    def report(violation: str) -> None:
+        violations.append(violation)
+
+    context.expose_function("reportCspViolation", report)
+    context.add_init_script(_REPORT_CSP_VIOLATIONS)
+
+    def console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            violations.append(f"console: {message.text}")
+
+    context.on("console", console)
+    return violations
