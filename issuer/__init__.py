@@ -6,13 +6,14 @@ from pathlib import Path
 
 from flask import Flask
 
-from issuer.config import Settings
+from issuer.config import ConfigurationError, Settings
 from issuer.db import Database
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
     """Build the app: settings → extensions → blueprints → error handlers → CLI."""
     settings = settings or Settings.from_environment()
+    settings.check()  # production refuses development secrets, however the settings were made
     root = Path(__file__).resolve().parent.parent
     app = Flask(
         __name__,
@@ -20,12 +21,19 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         template_folder=str(root / "templates"),
         static_folder="static",
     )
+    if settings.production and app.debug:
+        # The debugger runs code typed into a browser and shows source and tracebacks.
+        raise ConfigurationError("production never runs in debug mode: unset FLASK_DEBUG")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.production,
+        # __Host-: browsers take it only over HTTPS, for this host, for every path; no
+        # sibling domain or plain-HTTP page can set or shadow it.
+        SESSION_COOKIE_NAME="__Host-session" if settings.production else "session",
         REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=settings.production,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         MAX_CONTENT_LENGTH=settings.max_content_length,
@@ -66,6 +74,9 @@ def register_extensions(app: Flask, settings: Settings, database: Database | Non
     app.extensions["issuer.queue"] = (
         IssuanceQueue(settings.redis_url, name=settings.queue_name) if settings.redis_url else None
     )
+    from issuer.web.security import init_security
+
+    init_security(app, settings)  # trusted proxies, rate limits, security headers
     from issuer.services.notifications import init_notifications
 
     init_notifications(app, settings)  # mail about changes, written with them, sent after commit

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from issuer import clock
@@ -73,6 +74,11 @@ def clean_outlet_fields(values: Mapping[str, Any], *, partial: bool = False) -> 
         text = " ".join(str(values[name] or "").split())
         if len(text) > LIMITS[name]:
             errors.setdefault(name, []).append(f"longer than {LIMITS[name]} characters")
+        # Outlets are printed on letters: a control character would make every letter to the
+        # outlet's country unprintable (line breaks and tabs are whitespace, folded above).
+        controls = sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c) == "Cc"})
+        if controls:
+            errors.setdefault(name, []).append(f"holds {', '.join(controls)} (a control character)")
         cleaned[name] = text
     for name in ("name", "provider", "address"):
         if (name in values or not partial) and not cleaned.get(name):
@@ -132,6 +138,14 @@ def _normalise_code(raw: str) -> str:
     return code.upper()
 
 
+def _lock_outlets(session: Session, manufacturer_id: int) -> None:
+    """Queue the writers of one manufacturer's outlets behind each other, before they read what
+    they change: two at once would both add the same new code, or both raise an outlet to the
+    same version. A row lock on the manufacturer on PostgreSQL (not a key update, so rows that
+    refer to it can still be written meanwhile); on SQLite, the database's one write lock."""
+    session.execute(text("UPDATE manufacturers SET id = id WHERE id = :id"), {"id": manufacturer_id})
+
+
 def find_outlet(session: Session, manufacturer: Manufacturer, code: str) -> Outlet:
     outlet = session.scalar(
         select(Outlet).where(Outlet.manufacturer_id == manufacturer.id, Outlet.code == code.strip().upper())
@@ -158,6 +172,7 @@ def create_outlet(
     code = _normalise_code(values.get("code", ""))
     cleaned = clean_outlet_fields(values)
     _check_period(cleaned)
+    _lock_outlets(session, manufacturer.id)
     if session.scalar(select(Outlet.id).where(Outlet.manufacturer_id == manufacturer.id, Outlet.code == code)):
         raise Conflict(f"outlet {code} already exists in {manufacturer.code}'s registry", details={"code": code})
     outlet = Outlet(manufacturer_id=manufacturer.id, code=code, version=1, updated_at=clock.now_utc(), **cleaned)
@@ -197,6 +212,7 @@ def update_outlet(
 ) -> Outlet:
     if "code" in values and str(values["code"]).strip().upper() != code.strip().upper():
         raise ValidationFailed("an outlet's code cannot be changed", details={"code": ["read-only"]})
+    _lock_outlets(session, manufacturer.id)
     outlet = find_outlet(session, manufacturer, code)
     cleaned = clean_outlet_fields({k: v for k, v in values.items() if k != "code"}, partial=True)
     try:
@@ -236,6 +252,7 @@ def import_outlets(
     in the file are left as they are: a file may cover one country only.
     """
     manufacturer = get_manufacturer(session, manufacturer_code)
+    session.commit()  # no transaction is held while the file is read
     result = OutletImportResult()
     parsed: list[tuple[int, str, dict[str, Any]]] = []
     seen: dict[str, int] = {}
@@ -261,6 +278,7 @@ def import_outlets(
             f"{result.rejected} invalid row(s); nothing was imported\n{lines}",
             details=[{"line": line, "message": message} for line, message in result.errors],
         )
+    _lock_outlets(session, manufacturer.id)
     existing = {o.code: o for o in session.scalars(select(Outlet).where(Outlet.manufacturer_id == manufacturer.id))}
     now = clock.now_utc()
     for _line, code, cleaned in parsed:
