@@ -30,7 +30,7 @@ from issuer.models import LetterRequest, Manufacturer, User
 from issuer.schemas.requests import MAX_VEHICLES
 from issuer.services import requests as request_service
 from issuer.services.registry import parse_iso_date
-from issuer.services.tabular import read_rows
+from issuer.services.tabular import OLE2_MAGIC, read_rows
 
 # The template's columns, in the order a pasted line without a header gives them.
 COLUMNS = ("vin", "brand", "model", "registration_date", "destination", "export_transfer_date", "note")
@@ -210,7 +210,10 @@ def _collect(rows: Iterable[tuple[int, Sequence[str]]], errors: list[LineError])
 def _split_line(text: str) -> list[str]:
     """Cells of one pasted line: a spreadsheet copies cells separated by tabs; a line without a
     tab is read as CSV (commas, with quotes where a cell holds one)."""
-    cells = text.split("\t") if "\t" in text else next(csv.reader([text]), [])
+    try:
+        cells = text.split("\t") if "\t" in text else next(csv.reader([text]), [])
+    except csv.Error:  # a cell beyond the csv module's field limit: one cell, too long to be read
+        cells = [text]
     cells = [c.strip() for c in cells]
     while cells and not cells[-1]:
         cells.pop()  # a copied row often ends in the empty cells of unused columns
@@ -272,8 +275,9 @@ def read_file(path: str | Path) -> DeclaredList:
     if path.suffix.lower() not in UPLOAD_SUFFIXES:
         raise DeclarationsRejected([LineError(None, "file_type", value=path.name)])
     with path.open("rb") as probe:
-        is_zip = probe.read(4).startswith(b"PK\x03\x04")
-    if path.suffix.lower() == ".xlsx" and not is_zip:
+        magic = probe.read(len(OLE2_MAGIC))
+    # A password-protected workbook (OLE2) is left to the reader, which says so.
+    if path.suffix.lower() == ".xlsx" and not magic.startswith(b"PK\x03\x04") and magic != OLE2_MAGIC:
         raise DeclarationsRejected([LineError(None, "not_xlsx", value=path.name)])
     errors: list[LineError] = []
     try:

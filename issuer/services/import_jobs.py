@@ -114,6 +114,13 @@ def store_upload(stream: IO[bytes], *, directory: Path, filename: str) -> Stored
     return StoredFile(path=path, size=size)
 
 
+def readable_name(filename: str) -> str:
+    """The name a browser sent, as the job shows it: its last part (after ``/`` or ``\\``, as old
+    browsers send a Windows path), without control characters (a NUL, a line break), cut short."""
+    name = Path(filename.replace("\\", "/")).name
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())[:MAX_FILENAME_CHARS]
+
+
 def refuse_oversized(stored: StoredFile) -> None:
     """Refuse a stored registry XLSX that unpacks to more than the import allows (a zip bomb),
     before anything opens it, with the problem named beside the upload's field."""
@@ -161,7 +168,7 @@ def create_vehicle_import(
     job = ImportJob(
         manufacturer_id=manufacturer.id,
         kind="vehicles",
-        filename=" ".join(Path(filename).name.split())[:MAX_FILENAME_CHARS] or stored.path.name,
+        filename=readable_name(filename) or stored.path.name,
         stored_path=str(stored.path),
         skip_invalid=skip_invalid,
         state=ImportState.QUEUED.value,
