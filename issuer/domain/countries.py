@@ -87,8 +87,12 @@ def lookup_country(code: str) -> Country | None:
     ("EZ", "UN", "XK", "UK") and alpha-3 codes give None. "CN" gives None too, because
     China itself is never an export destination; Hong Kong (HK), Macao (MO) and Taiwan (TW)
     are separate customs territories and valid destinations.
+
+    Only ASCII letters are read as a code: "ＫＺ", "КZ" (Cyrillic К) or "KZ\u200b" are no country,
+    nor is "ß" or "ﬁ", whose upper case ("SS", "FI") is an ASCII code they do not spell.
     """
-    return _destinations().get(code.strip().upper())
+    code = code.strip()
+    return _destinations().get(code.upper()) if code.isascii() else None
 
 
 def all_countries() -> tuple[Country, ...]:

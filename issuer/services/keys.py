@@ -29,6 +29,10 @@ from issuer.sealing.keys import (
 from issuer.services import audit
 from issuer.services.organisations import get_manufacturer
 
+# Every letter's signature embeds the chain: a CA's chain holds two or three certificates; a
+# file of thousands would swell every letter (or break its sealing) and is no chain.
+MAX_CHAIN_CERTIFICATES = 8
+
 
 def current_key(session: Session, manufacturer: Manufacturer) -> SealKey | None:
     """The key that signs now: the newest one not retired."""
@@ -144,6 +148,11 @@ def import_key(
         material = load_imported_material(key_pem=key_pem, certificates_pem=certificates_pem, key_password=key_password)
     except KeyMaterialError as exc:
         raise ValidationFailed(str(exc)) from None
+    if len(material.chain) > MAX_CHAIN_CERTIFICATES:
+        raise ValidationFailed(
+            f"the certificate file holds {len(material.chain) + 1} certificates; a seal's certificate and its "
+            f"chain are at most {MAX_CHAIN_CERTIFICATES + 1}"
+        )
     now = clock.now_utc()
     certificate = material.certificate
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:

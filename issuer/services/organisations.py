@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -26,11 +27,15 @@ MAX_LETTER_VALIDITY_DAYS = 3650
 
 
 def normalise_code(raw: str, *, what: str) -> str:
-    """Organisation codes are short upper-case identifiers: letters, digits, '-' and '_'."""
-    code = raw.strip().upper()
+    """Organisation codes are short upper-case identifiers: letters, digits, '-' and '_'.
+
+    Anything but ASCII is refused, not upper-cased: "ß" or "ﬁ" would become "SS" or "FI", a
+    code nobody typed, and "ＡＣＭＥ" or Cyrillic "АСМЕ" would be look-alikes of "ACME"."""
+    stripped = raw.strip()
+    code = stripped.upper()
     if not code:
         raise ValidationFailed(f"{what} code is empty", details={"code": ["must not be empty"]})
-    if len(code) > MAX_CODE_CHARS or not set(code) <= CODE_ALPHABET:
+    if len(code) > MAX_CODE_CHARS or not stripped.isascii() or not set(code) <= CODE_ALPHABET:
         raise ValidationFailed(
             f"{what} code {raw!r} must be 1-{MAX_CODE_CHARS} characters of A-Z, 0-9 and '-'",
             details={"code": ["invalid characters or too long"]},
@@ -385,6 +390,9 @@ def list_blocks(session: Session, *, manufacturer_id: int) -> list[ExporterBlock
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_SEAL_IMAGE_BYTES = 2 * 1024 * 1024
+# Printed about 42 mm wide, a seal needs no more than ~2,400 dpi. A PNG of one colour packs
+# 10,000 x 10,000 pixels (400 MB once decoded, for every letter rendered) into 12 kB.
+MAX_SEAL_IMAGE_SIDE = 4096
 
 
 def set_seal_image(*, session: Session, manufacturer_code: str, image: bytes) -> Manufacturer:
@@ -394,6 +402,13 @@ def set_seal_image(*, session: Session, manufacturer_code: str, image: bytes) ->
         raise ValidationFailed("the seal image must be a PNG file")
     if len(image) > MAX_SEAL_IMAGE_BYTES:
         raise ValidationFailed(f"the seal image is larger than {MAX_SEAL_IMAGE_BYTES // (1024 * 1024)} MB")
+    if image[12:16] == b"IHDR" and len(image) >= 24:  # the header chunk, first in a PNG: width, height
+        width, height = struct.unpack(">II", image[16:24])
+        if max(width, height) > MAX_SEAL_IMAGE_SIDE:
+            raise ValidationFailed(
+                f"the seal image is {width} x {height} pixels; at most {MAX_SEAL_IMAGE_SIDE} x "
+                f"{MAX_SEAL_IMAGE_SIDE} are printed"
+            )
     from PIL import Image, UnidentifiedImageError
 
     try:
