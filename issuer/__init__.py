@@ -93,7 +93,9 @@ def register_extensions(app: Flask, settings: Settings, database: Database | Non
 
 
 def register_blueprints(app: Flask) -> None:
-    from issuer.web.api import api
+    from issuer.web.api import AsciiIntegerConverter, api
+
+    app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is added
     from issuer.web.public import public
 
     app.register_blueprint(api)
@@ -121,6 +123,9 @@ def register_blueprints(app: Flask) -> None:
         csrf.exempt(blueprint)
     # Checking a letter changes nothing and needs no account, so its upload form needs no token.
     csrf.exempt("issuer.web.verify.verify_upload_page")
+    from issuer.web.api import refuse_nul_in_form
+
+    app.before_request(refuse_nul_in_form)  # last: the form limits are set, the CSRF check is done
 
 
 def register_errors(app: Flask) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -201,6 +202,27 @@ def precheck_split(
     )
 
 
+def _refuse_look_alikes(vehicles: Sequence[VehicleDeclaration]) -> None:
+    """A request stores its vehicles as typed, refused ones too. A VIN or destination holding
+    anything but printable ASCII (a Cyrillic А, a full-width Ｌ, a zero-width space, a
+    right-to-left override) would be stored as a look-alike of a real one, so such a request
+    is refused, naming each vehicle. (The precheck, which stores nothing, answers VIN_FORMAT
+    and DESTINATION_INVALID for them.) Surrounding white space is not part of the value."""
+    errors: dict[str, list[str]] = {}
+    for index, vehicle in enumerate(vehicles):
+        for name in ("vin", "destination"):
+            foreign = next((ch for ch in getattr(vehicle, name).strip() if not " " <= ch <= "~"), None)
+            if foreign is not None:
+                label = unicodedata.name(foreign, "a control character")
+                errors[f"vehicles[{index}].{name}"] = [
+                    f"holds U+{ord(foreign):04X} ({label}), not an ASCII letter or digit"
+                ]
+    if errors:
+        shown = "; ".join(f"{field}: {messages[0]}" for field, messages in list(errors.items())[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise ValidationFailed(f"nothing was filed: {shown}{more}", details=errors)
+
+
 def submit_request(
     *,
     session: Session,
@@ -220,6 +242,7 @@ def submit_request(
     are stored in the same transaction as the request."""
     if user.exporter is None:
         raise ValidationFailed("only a user of an exporter can file a request")
+    _refuse_look_alikes(vehicles)
     superseded_id = None
     if supersedes:
         superseded_id = _correctable_letter(session, user, manufacturer_code, supersedes)

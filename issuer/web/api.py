@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 from marshmallow import Schema
 from marshmallow import ValidationError as SchemaError
+from werkzeug.routing import IntegerConverter
 
 from issuer.domain.countries import lookup_country
 from issuer.domain.eligibility import (
@@ -20,7 +20,7 @@ from issuer.domain.eligibility import (
     Warning,
 )
 from issuer.errors import BadRequest, ValidationFailed
-from issuer.models import LetterRequest, Outlet, Role
+from issuer.models import LetterRequest, Outlet, RequestStatus, Role
 from issuer.schemas.outlets import (
     OutletDetailOutputSchema,
     OutletInputSchema,
@@ -39,6 +39,7 @@ from issuer.schemas.requests import (
 from issuer.services import idempotency
 from issuer.services import outlets as outlet_service
 from issuer.services import requests as request_service
+from issuer.web import strict_json
 from issuer.web.auth import MANUFACTURER_STAFF, current_user, requires
 from issuer.web.errors import field_errors
 from issuer.web.session import db_session
@@ -57,24 +58,28 @@ def refuse_nul_in_url() -> None:
         raise BadRequest("the URL must not contain NUL characters")
 
 
+def refuse_nul_in_form() -> None:
+    """The same for a form field (PostgreSQL cannot store one either; uploaded files' names are
+    cleaned where they are used). ``create_app`` runs it after the other checks before a view,
+    once the pages that take large forms have raised the form limit."""
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data") and any(
+        # A part without a name has the key None.
+        "\x00" in (k or "") or "\x00" in v for k, v in request.form.items(multi=True)
+    ):
+        raise BadRequest("the form must not contain NUL characters")
+
+
 def json_body() -> dict[str, Any]:
-    """The JSON object the body carries; malformed JSON, or not an object, is a 400."""
+    """The JSON object the body carries, sent as ``application/json``; anything else is a 400
+    naming the problem (``issuer.web.strict_json``)."""
     raw = request.get_data(cache=False)
+    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        raise BadRequest(
+            f"the request body must be sent as Content-Type: application/json, not {request.mimetype or 'none'}"
+        )
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON object")
-    try:
-        payload = json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"the request body is not UTF-8 ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise BadRequest("the request body is nested too deeply") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return payload
+    return strict_json.load_object(raw)
 
 
 def parse_body(schema: Schema, payload: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -305,6 +310,11 @@ def list_requests():  # type: ignore[no-untyped-def]
     limit = int_arg("limit", default=50, low=1, high=500)
     offset = int_arg("offset", default=0, low=0, high=10**9)
     status = request.args.get("status") or None
+    if status is not None and status not in {s.value for s in RequestStatus}:
+        raise ValidationFailed(
+            f"query parameter status must be one of {', '.join(s.value for s in RequestStatus)}",
+            details={"status": ["not a request status"]},
+        )
     rows = request_service.list_requests(
         session=db_session(), user=current_user(), status=status, limit=limit, offset=offset
     )
@@ -315,6 +325,13 @@ def list_requests():  # type: ignore[no-untyped-def]
 # Ids are 32-bit integers on every backend; a larger number is simply no request (404), not a
 # database overflow.
 MAX_ID = 2**31 - 1
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    """``<int:…>`` in every route (``create_app`` installs it): Werkzeug's own matches any
+    Unicode digit, so ``/requests/１`` (a full-width one) would be request 1."""
+
+    regex = r"[0-9]+"
 
 
 @api.get(f"/requests/<int(max={MAX_ID}):request_id>")
@@ -353,6 +370,8 @@ def int_arg(name: str, *, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
     try:
+        if not raw.isascii():  # int() would read full-width and other scripts' digits too
+            raise ValueError(raw)
         value = int(raw)
     except ValueError:
         raise ValidationFailed(
