@@ -165,6 +165,8 @@ def test_create_outlet_accepts_a_code_when_another_manufacturer_uses_it(
         ({"active": "yes please"}, "active"),
         ({"colour": "red"}, "colour"),
         ({"name": "N\u0000"}, "name"),
+        ({"name": "N\u0005"}, "name"),
+        ({"address": "12\u009b Amir Temur Ave"}, "address"),
     ],
 )
 def test_create_outlet_answers_422_naming_the_field_when_a_field_is_invalid(
@@ -266,6 +268,7 @@ def test_update_outlet_deactivates_it_and_precheck_then_finds_no_outlet_when_act
         ({"code": "NEW-CODE"}, "code"),
         ({"name": ""}, "name"),
         ({"active": None}, "active"),
+        ({"provider": "Avto\u007fServis"}, "provider"),
     ],
 )
 def test_update_outlet_answers_422_and_changes_nothing_when_a_field_is_invalid(
