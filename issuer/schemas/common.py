@@ -6,10 +6,17 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
+# The OpenAPI pattern of a string without NUL characters (an ECMA 262 regular expression).
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
 
 class Text(fields.String):
     """A string input field that refuses NUL characters: PostgreSQL cannot store them, and no
-    VIN, name or code legitimately holds one."""
+    VIN, name or code legitimately holds one. The OpenAPI document says so with a pattern."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {"pattern": NO_NUL_PATTERN, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from issuer.schemas.common import Text
+from issuer.schemas.common import NO_NUL_PATTERN, Text
 
 
 class ApproveField(fields.Field):
@@ -31,7 +31,14 @@ class DecisionInputSchema(Schema):
     approve = ApproveField(
         load_default=list,
         metadata={
-            "oneOf": [{"type": "string", "enum": ["all_eligible"]}, {"type": "array", "items": {"type": "string"}}]
+            "oneOf": [
+                {"type": "string", "enum": ["all_eligible"]},
+                {
+                    "type": "array",
+                    "maxItems": 10_000,
+                    "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL_PATTERN},
+                },
+            ]
         },
     )
     reject = fields.List(fields.Nested(RejectionInputSchema), load_default=list)
