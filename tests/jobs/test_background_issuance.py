@@ -47,8 +47,6 @@ from tests.web.ui.conftest import Browser
 REDIS_URL = "redis://127.0.0.1:6379/13"
 PASSPHRASE = "queue-test-passphrase"
 
-pytestmark = pytest.mark.xdist_group("job-queue")
-
 
 @dataclass
 class World:

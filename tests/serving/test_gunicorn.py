@@ -39,8 +39,6 @@ from tests.conftest import TEST_DATABASE_URL, TODAY, _create_postgres_database, 
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.xdist_group("gunicorn")
-
 
 def _database(kind: str, tmp_path: Path) -> Iterator[str]:
     if kind == "sqlite":
