@@ -13,7 +13,9 @@ What is proved, through the real HTTP API on SQLite and PostgreSQL:
 - a malformed key (empty, too long, control or non-ASCII characters, sent twice) is a 400
   naming the header and the problem, before the body is read, and files nothing;
 - the stored row holds the SHA-256 of the canonical body, the request id, the status and body;
-  a body nested deeper than the JSON encoder goes is a 400, not a 500 (its fingerprint).
+  a body nested deeper than the JSON encoder goes is a 400, not a 500 (its fingerprint);
+- the OpenAPI document describes the header (its schema accepts and refuses as the API does)
+  and the replay header, and the answers (201, replay, 422, 400) satisfy their documented schemas.
 
 And with real concurrency, on a database of its own:
 - PostgreSQL: a retry while the first is still in flight (held deterministically on a row lock
@@ -43,6 +45,7 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
+from openapi_schema_validator import OAS30Validator
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -470,6 +473,36 @@ def test_only_exporters_may_send_a_key_and_others_are_refused_as_before(
     assert_error(post(client, staff, body(), "staff-key"), 403, "FORBIDDEN")
     assert_error(client.post(URL, json=body(), headers={HEADER: "anonymous"}), 401)
     assert key_rows(session) == []
+
+
+# -- the document ------------------------------------------------------------------------------
+
+
+def test_the_openapi_document_describes_the_key_and_the_answers_satisfy_it(
+    client: FlaskClient, session: Session, acme: Manufacturer, clerk: Caller
+) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    operation = document["paths"]["/requests"]["post"]
+    [parameter] = [p for p in operation["parameters"] if p["in"] == "header"]
+    first = post(client, clerk, body(), "documented")
+    replay = post(client, clerk, body(), "documented")
+    reused = post(client, clerk, body(reference="other"), "documented")
+    bad = post(client, clerk, body(), "tab\tinside")
+
+    assert parameter["name"] == HEADER
+    assert parameter["required"] is False
+    assert operation["responses"]["201"]["headers"][REPLAYED]["schema"]["enum"] == ["true"]
+    header_schema = OAS30Validator(parameter["schema"])
+    assert header_schema.is_valid("documented")
+    assert not header_schema.is_valid("k" * 256)
+    assert not header_schema.is_valid("   ")
+    assert not header_schema.is_valid("tab\tinside")
+    for answer in (first, replay, reused, bad):
+        status = str(answer.status_code)
+        assert status in operation["responses"], status
+        schema = operation["responses"][status]["content"]["application/json"]["schema"]
+        OAS30Validator({"allOf": [schema], "components": document["components"]}).validate(answer.get_json())
+    assert [a.status_code for a in (first, replay, reused, bad)] == [201, 201, 422, 400]
 
 
 # -- real concurrency, on a database of its own ------------------------------------------------
