@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from markupsafe import Markup
 
 from issuer import clock
 from issuer.domain.verification import VERIFICATION_TEXT
@@ -37,21 +39,23 @@ NOT_FOUND_MESSAGE = "no letter with this number and verification code"
 PDF_MAGIC = b"%PDF-"
 
 
-# Kept answers, per process: about 1 KB per vehicle (the body, its JSON form and the bytes).
+# Kept answers, per process: a few KB per vehicle (the body, its JSON forms, the page part).
 MAX_KEPT_VEHICLES = 20_000
 MAX_KEPT_LETTERS = 1_000
 
 
 class LetterAnswer:
-    """What verification shows of one letter in one state: ``body`` (:func:`letter_body`, for
-    the pages), ``public`` (its public JSON form) and ``by_code`` (the bytes of the whole answer
-    of ``GET /api/v1/verify/<number>``). The JSON forms are made when first asked for."""
+    """What verification shows of one letter in one state: ``body`` (:func:`letter_body`),
+    ``public`` (its public JSON form), ``by_code`` (the bytes of the whole answer of
+    ``GET /api/v1/verify/<number>``) and ``page_part()`` (the letter's part of the pages,
+    verify/_letter.html, per language). Each is made when first asked for."""
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
         self.vehicles = len(body["vehicles"])
         self._public: dict[str, Any] | None = None
         self._by_code: bytes | None = None
+        self._page_parts: dict[str, Markup] = {}
 
     @property
     def public(self) -> dict[str, Any]:
@@ -65,6 +69,16 @@ class LetterAnswer:
         if self._by_code is None:
             self._by_code = current_app.json.response({"status": self.body["status"], "letter": self.public}).get_data()
         return self._by_code
+
+    def page_part(self) -> Markup:
+        """verify/_letter.html in the request's language: nothing in it depends on the visitor."""
+        language = str(get_locale())
+        part = self._page_parts.get(language)
+        if part is None:
+            # Already escaped: Jinja rendered it with autoescape, as the include did.
+            part = Markup(render_template("verify/_letter.html", letter=self.body))  # noqa: S704
+            self._page_parts[language] = part
+        return part
 
 
 class LetterAnswers:
@@ -209,7 +223,8 @@ def verify_page(number: str):  # type: ignore[no-untyped-def]
             "verify/index.html", not_found=True, number=number, language_next=url_for("verify.verify_form")
         )
         return page, 404
-    return render_template("verify/letter.html", letter=answer_for_stamp(stamp).body)
+    answer = answer_for_stamp(stamp)
+    return render_template("verify/letter.html", letter=answer.body, letter_part=answer.page_part())
 
 
 @verify.post("/verify")
@@ -223,8 +238,14 @@ def verify_upload_page():  # type: ignore[no-untyped-def]
             upload.close()
     if not data:
         return render_template("verify/index.html", upload_error=True), 400
-    answer, _ = _pdf_answer(data)
+    answer, shown = _pdf_answer(data)
     findings = [in_language(*VERIFICATION_TEXT[r]) for r in answer["reasons"] if r in VERIFICATION_TEXT]
     # The seal check's own findings come in English only; they are technical detail.
     findings.extend(p for p in answer["signature_problems"] if p not in findings)
-    return render_template("verify/result.html", answer=answer, letter=answer["letter"], findings=findings)
+    return render_template(
+        "verify/result.html",
+        answer=answer,
+        letter=answer["letter"],
+        letter_part=shown.page_part() if shown is not None else None,
+        findings=findings,
+    )

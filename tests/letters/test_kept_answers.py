@@ -19,7 +19,7 @@ from issuer.schemas.letters import PublicLetterOutputSchema, VerifyByCodeOutputS
 from issuer.web import verify as verify_module
 from issuer.web.letters import letter_body
 from tests.conftest import TODAY
-from tests.letters.test_issue_and_verify import _verify_upload
+from tests.letters.test_issue_and_verify import _verify_upload, multipart
 
 
 def _issue(client, world, vins, **decision):  # type: ignore[no-untyped-def]
@@ -168,3 +168,24 @@ def test_the_public_part_is_the_public_schema_of_the_letter(app, client, world, 
         assert answer["letter"] == PublicLetterOutputSchema().dump(letter_body(letter))
     assert "revoked_by" not in (answer["letter"]["revocation"] or {})
     assert "verification_code" not in answer["letter"]
+
+
+def test_the_kept_page_part_is_in_each_visitors_language(client, world) -> None:
+    number, code, pdf = _issue(client, world, world.vins[:2])
+    path = f"/verify/{number}?code={code}"
+    for _ in range(2):  # made, then kept: both in the language asked for
+        chinese = client.get(path, headers={"Accept-Language": "zh"}).get_data(as_text=True)
+        english = client.get(path, headers={"Accept-Language": "en"}).get_data(as_text=True)
+        assert "售后服务网点" in chinese
+        assert "After-sales outlets" not in chinese
+        assert "After-sales outlets" in english
+        assert "售后服务网点" not in english
+        for page in (chinese, english):
+            assert number in page
+            assert all(vin in page for vin in world.vins[:2])
+    body, content_type = multipart(pdf)
+    uploaded = client.post("/verify", data=body, content_type=content_type, headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
+    assert "After-sales outlets" in uploaded
+    assert all(vin in uploaded for vin in world.vins[:2])
