@@ -170,6 +170,7 @@ class Gunicorn:
     log_path: Path
     workers: int
     threads: int
+    extra_args: Sequence[str] = ()  # gunicorn options, which win over the configuration file's
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -187,8 +188,8 @@ class Gunicorn:
             "ISSUER_THREADS": str(self.threads),
         }
         self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:issuer.gunicorn_conf", "wsgi:app"],
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter running gunicorn
+            [sys.executable, "-m", "gunicorn", "-c", "python:issuer.gunicorn_conf", *self.extra_args, "wsgi:app"],
             cwd=common.ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -6,7 +6,8 @@ database gets bench/issue_letter.py's world and ``--letters`` real letters (defa
 100 vehicles, issued through submit_request and decide_request: rendered and sealed). Then a
 real gunicorn with issuer/gunicorn_conf.py serves it (ISSUER_ENV=production, JSON access log to
 a file, RATELIMIT_ENABLED=false, no Redis), with ``--workers`` processes of ``--threads``
-threads, and wrk (1 thread, ``--connections`` connections) drives, in turn:
+threads and worker recycling off (``--max-requests 0``, see below), and wrk (1 thread,
+``--connections`` connections) drives, in turn:
 
   healthz      GET /healthz                                   the trivial JSON endpoint
   verify JSON  GET /api/v1/verify/<number>?code=<code>        the API's verification by number
@@ -18,6 +19,12 @@ from the list of numbers and codes). Each endpoint gets a warm-up of ``--warmup`
 Every answer must be a 200 (wrk counts the others; any makes the row fail).
 
 wrk, gunicorn and PostgreSQL share the machine's cores (2 on the development VM).
+
+Worker recycling: issuer/gunicorn_conf.py restarts a worker after about 10,000 requests. At
+the rates measured here that is every few seconds per worker, and each restart (a new process
+importing issuer and building its app) costs a second or two of CPU and the worker's kept
+answers; the benchmark switches it off by default to measure serving itself, and
+``--max-requests 10000`` measures it as configured.
 
 Targets (issue 6): verification by number reaches at least 60% of /healthz's requests per
 second on the same server, with a p99 latency under 50 ms.
@@ -114,7 +121,13 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list[d
             ),
         }
         env = _serving.issuer_environment(url, keys_dir)
-        server = _serving.Gunicorn(env, workdir / f"gunicorn-{backend}.log", workers=args.workers, threads=args.threads)
+        server = _serving.Gunicorn(
+            env,
+            workdir / f"gunicorn-{backend}.log",
+            workers=args.workers,
+            threads=args.threads,
+            extra_args=["--max-requests", str(args.max_requests)],
+        )
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in scripts}
         with server:
             check_answers(server.base, letters)
@@ -218,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--letters", type=int, default=20, help="letters issued and rotated over (default 20)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=0,
+        help="recycle a gunicorn worker after this many requests (default 0: never; issuer/gunicorn_conf.py says "
+        "10,000, which at these rates restarts each worker every few seconds)",
+    )
     parser.add_argument("--connections", type=int, default=8, help="wrk's open connections (default 8)")
     parser.add_argument("--seconds", type=float, default=10, help="length of each measured run (default 10)")
     parser.add_argument("--rounds", type=int, default=2, help="measured runs per endpoint (default 2)")
@@ -230,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"# verification under load: gunicorn {args.workers} workers x {args.threads} threads (gthread), wrk 1 thread "
         f"x {args.connections} connections, all on the same machine; RATELIMIT_ENABLED=false; "
+        f"--max-requests {args.max_requests}; "
         f"{common.machine_line()}; load {_serving.load_average()}",
         flush=True,
     )

@@ -8,9 +8,13 @@ it ends and a crash in a C library takes down one attempt, not the worker.
 
 What makes a worker's death harmless:
 
-- RQ notices it: a started job's heartbeat stops, and the next maintenance pass of any worker
-  retries the job (after about ``job monitoring interval + 60 s``) or, with no retries left,
-  fails it — which :func:`attempt_failed` records on the job's row.
+- RQ notices it: a started job's heartbeat stops, and the first maintenance pass of any worker
+  after the job's entry in the started registry expires (``job monitoring interval + 60 s``
+  after the last heartbeat, plus the 60 s RQ adds to that entry: about 2 minutes) retries the
+  job or, with no retries left, fails it — which :func:`attempt_failed` records on the job's
+  row. Maintenance runs between two waits for a job, so an idle worker's wait is bounded by
+  the maintenance interval (``worker_ttl``): with RQ's default a worker waits up to 405 s, and
+  a lost job was found only some 7 minutes after its worker died (bench/end_to_end.py).
 - Every maintenance pass also looks for jobs the database says are owed but the queue no
   longer knows (Redis restarted, an enqueue failed) and queues them again
   (:func:`requeue_lost`).
@@ -44,6 +48,9 @@ log = logging.getLogger(__name__)
 LOST_JOB_GRACE = dt.timedelta(seconds=60)
 MAINTENANCE_INTERVAL_SECONDS = 30
 JOB_MONITORING_INTERVAL_SECONDS = 10
+# RQ waits for a job for worker_ttl - 15 s and maintains only between waits: so that an idle
+# worker maintains every MAINTENANCE_INTERVAL_SECONDS too.
+WORKER_TTL_SECONDS = MAINTENANCE_INTERVAL_SECONDS + 15
 
 _app: Flask | None = None
 _app_pid: int | None = None  # the process that built (or was given) the app
@@ -155,6 +162,7 @@ def run_worker(*, burst: bool = False, name: str | None = None, max_jobs: int | 
         name=name,
         maintenance_interval=MAINTENANCE_INTERVAL_SECONDS,
         job_monitoring_interval=JOB_MONITORING_INTERVAL_SECONDS,
+        worker_ttl=WORKER_TTL_SECONDS,
     )
     worker.issuer_app, worker.issuer_queue = app, queue
     settings = app.config["ISSUER_SETTINGS"]

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, selectinload, undefer
+from sqlalchemy.orm import Session, defer, joinedload, selectinload, undefer
 
 from issuer import clock
 from issuer.domain.countries import lookup_country
@@ -132,11 +132,53 @@ def manufacturer_code_of(number: str) -> str:
 
 def public_status(letter: Letter, today: dt.date) -> str:
     """valid | revoked | superseded | expired, as verification reports it."""
-    if letter.status in (LetterStatus.REVOKED, LetterStatus.SUPERSEDED):
-        return letter.status
-    if letter.valid_until is not None and letter.valid_until < today:
+    return _public_status(letter.status, letter.valid_until, today)
+
+
+def _public_status(status: str, valid_until: dt.date | None, today: dt.date) -> str:
+    if status in (LetterStatus.REVOKED, LetterStatus.SUPERSEDED):
+        return status
+    if valid_until is not None and valid_until < today:
         return "expired"
-    return letter.status
+    return status
+
+
+@dataclass(frozen=True)
+class LetterStamp:
+    """An issued letter's id and number with everything of it that can change after issuance:
+    whether an answer made earlier about the letter still holds. (Its content snapshot and the
+    codes of its manufacturer, exporter and seal key never change.)"""
+
+    id: int
+    number: str
+    status: str  # the public status (public_status) on the day the stamp was taken
+    issued_at: dt.datetime | None
+    valid_until: dt.date | None
+    pdf_sha256: str | None
+    page_count: int | None
+    seal_key_id: int | None
+    revoked_at: dt.datetime | None
+    revoked_by: str | None
+    revocation_reason: str | None
+    superseded_by_id: int | None
+
+    @classmethod
+    def of(cls, letter: Any, today: dt.date) -> LetterStamp:
+        """The stamp of a Letter, or of a row holding the columns of ``_STAMP_COLUMNS``."""
+        return cls(
+            id=letter.id,
+            number=letter.number,
+            status=_public_status(letter.status, letter.valid_until, today),
+            issued_at=letter.issued_at,
+            valid_until=letter.valid_until,
+            pdf_sha256=letter.pdf_sha256,
+            page_count=letter.page_count,
+            seal_key_id=letter.seal_key_id,
+            revoked_at=letter.revoked_at,
+            revoked_by=letter.revoked_by,
+            revocation_reason=letter.revocation_reason,
+            superseded_by_id=letter.superseded_by_id,
+        )
 
 
 # -- decision ----------------------------------------------------------------------------------
@@ -860,15 +902,36 @@ def revoke_letter(*, session: Session, user: User, number: str, reason: str) -> 
 # -- verification ------------------------------------------------------------------------------
 
 
-def verify_by_code(*, session: Session, number: str, code: str) -> Letter | None:
-    """The issued letter with this number and verification code, or None — the caller answers
-    both "unknown number" and "wrong code" identically, so numbers cannot be probed."""
-    letter = session.scalar(select(Letter).where(Letter.number == number.strip().upper()))
-    expected = letter.verification_code if letter is not None else "X" * (4 * CODE_GROUPS)
+_STAMP_COLUMNS = (
+    Letter.id,
+    Letter.number,
+    Letter.status,
+    Letter.issued_at,
+    Letter.valid_until,
+    Letter.pdf_sha256,
+    Letter.page_count,
+    Letter.seal_key_id,
+    Letter.revoked_at,
+    Letter.revoked_by,
+    Letter.revocation_reason,
+    Letter.superseded_by_id,
+)
+# Built once: verification by code is the public's most frequent request, and building (and
+# looking up the compiled form of) an ORM statement costs more than running this one.
+_VERIFY_BY_NUMBER = select(Letter.verification_code, *_STAMP_COLUMNS).where(Letter.number == bindparam("number"))
+
+
+def verify_by_code(*, session: Session, number: str, code: str) -> LetterStamp | None:
+    """The stamp of the issued letter with this number and verification code, or None — the
+    caller answers both "unknown number" and "wrong code" identically, so numbers cannot be
+    probed. One query of the letter's columns (no content): the caller loads the letter
+    (``session.get(Letter, stamp.id)``) only when it has no answer made for this stamp."""
+    row = session.connection().execute(_VERIFY_BY_NUMBER, {"number": number.strip().upper()}).first()
+    expected = row.verification_code if row is not None else "X" * (4 * CODE_GROUPS)
     matches = codes_match(expected, code or "")
-    if letter is None or not matches or letter.status == LetterStatus.PENDING.value:
+    if row is None or not matches or row.status == LetterStatus.PENDING.value:
         return None
-    return letter
+    return LetterStamp.of(row, clock.today_in_china())
 
 
 def trusted_keys(session: Session) -> list[TrustedKey]:
@@ -961,7 +1024,9 @@ def verify_pdf(*, session: Session, pdf: bytes) -> PdfVerification:
         # Only a file sealed with a published key is matched to a letter: a forged file naming
         # a real number must learn nothing about that letter.
         candidate = session.scalar(
-            select(Letter).where(Letter.number == number, Letter.status != LetterStatus.PENDING.value)
+            select(Letter)
+            .where(Letter.number == number, Letter.status != LetterStatus.PENDING.value)
+            .options(defer(Letter.content), joinedload(Letter.manufacturer))
         )
         if candidate is None:
             reasons.append("NOT_ISSUED_HERE")
