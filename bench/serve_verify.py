@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -160,6 +161,9 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list[d
                         f"{result['errors']} errors; load {_serving.load_average()}",
                         flush=True,
                     )
+    if args.logs:
+        Path(args.logs).mkdir(parents=True, exist_ok=True)
+        shutil.copy(server.log_path, Path(args.logs) / server.log_path.name)
     rows = []
     for name, results in runs.items():
         rows.append(
@@ -264,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8, help="wrk's open connections (default 8)")
     parser.add_argument("--seconds", type=float, default=10, help="length of each measured run (default 10)")
     parser.add_argument("--rounds", type=int, default=2, help="measured runs per endpoint (default 2)")
+    parser.add_argument("--logs", help="copy gunicorn's log (one JSON access line per request) into this directory")
     parser.add_argument("--warmup", type=float, default=3, help="warm-up per endpoint, seconds (default 3)")
     args = parser.parse_args(argv)
     if args.letters < 1 or args.rounds < 1 or args.workers < 1 or args.threads < 1 or args.connections < 1:
