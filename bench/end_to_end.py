@@ -106,8 +106,8 @@ class Workers:
         )
 
     def kill(self, name: str) -> list[int]:
-        """SIGKILL to the worker's process group and to its work horses' groups; answers the
-        horses' pids."""
+        """SIGKILL to the worker's process group and to its children's (the work horse, in a
+        group of its own, and the RQ scheduler when the worker runs it); answers their pids."""
         process = self.processes[name]
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
         horses = [int(p) for p in children.read_text().split()] if children.exists() else []
@@ -326,8 +326,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             workers.start("bench-worker-3")
             kill["replaced_after"] = time.monotonic() - kill["at"]
             print(
-                f"# {kill['done_before']} letters done: killed {name} (SIGKILL, its group and its work horse's "
-                f"{kill['horses']}) while it sealed job {job_id}; bench-worker-3 started",
+                f"# {kill['done_before']} letters done: killed {name} (SIGKILL to its group and its children's "
+                f"{kill['horses']}: work horse, scheduler) while it sealed job {job_id}; bench-worker-3 started",
                 flush=True,
             )
             for thread in threads:

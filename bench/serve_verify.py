@@ -5,8 +5,9 @@ For each backend (default PostgreSQL, the production database, then SQLite), one
 database gets bench/issue_letter.py's world and ``--letters`` real letters (default 20, of 10 to
 100 vehicles, issued through submit_request and decide_request: rendered and sealed). Then a
 real gunicorn with issuer/gunicorn_conf.py serves it (ISSUER_ENV=production, JSON access log to
-a file, RATELIMIT_ENABLED=false, no Redis), with ``--workers`` processes of ``--threads``
-threads and worker recycling off (``--max-requests 0``, see below), and wrk (1 thread,
+a file, RATELIMIT_ENABLED=false, no Redis) with ``--workers`` processes of ``--threads``
+threads (by default what the configuration gives this machine: 2 workers per core, 4 threads)
+and worker recycling off (``--max-requests 0``, see below), and wrk (1 thread,
 ``--connections`` connections) drives, in turn:
 
   healthz      GET /healthz                                   the trivial JSON endpoint
@@ -30,7 +31,7 @@ Targets (issue 6): verification by number reaches at least 60% of /healthz's req
 second on the same server, with a p99 latency under 50 ms.
 
     .venv/bin/python bench/serve_verify.py [--backends postgresql,sqlite] [--letters 20]
-        [--workers 2] [--threads 4] [--connections 8] [--seconds 10] [--rounds 2] [--warmup 3]
+        [--workers 4] [--threads 4] [--connections 8] [--seconds 10] [--rounds 2] [--warmup 3]
 
 (--rows, which run_all.py passes to every benchmark, is accepted and ignored.)
 """
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -61,15 +63,15 @@ def letter_sizes(count: int, smallest: int = 10, largest: int = 100) -> list[int
     return [smallest + round((largest - smallest) * i / (count - 1)) for i in range(count)]
 
 
-def process_cpu_seconds(pid: int) -> float:
+def process_cpu_seconds(pid: int, *, children: bool = True) -> float:
     """User + system CPU time of a process and of its children that are running (gunicorn's
     workers), from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids.extend(int(p) for p in children.read_text().split())
+    listed = Path(f"/proc/{pid}/task/{pid}/children")
+    if children and listed.exists():
+        pids.extend(int(p) for p in listed.read_text().split())
     for p in pids:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
@@ -77,6 +79,17 @@ def process_cpu_seconds(pid: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def database_cpu_seconds(url: str) -> float:
+    """CPU time of the PostgreSQL server processes serving ``url``'s database (NaN on SQLite,
+    whose work is inside gunicorn's processes)."""
+    if not url.startswith("postgresql"):
+        return float("nan")
+    rows = common.execute(
+        url, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return sum(process_cpu_seconds(int(pid), children=False) for (pid,) in rows)
 
 
 def check_answers(base: str, letters: list[_serving.IssuedLetter]) -> None:
@@ -136,9 +149,11 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list[d
                 _serving.run_wrk(server.base, script, connections=args.connections, seconds=args.warmup)
             for round_ in range(1, args.rounds + 1):
                 for name, script in scripts.items():
-                    cpu_before = process_cpu_seconds(pid)
+                    cpu_before, db_before = process_cpu_seconds(pid), database_cpu_seconds(url)
                     result = _serving.run_wrk(server.base, script, connections=args.connections, seconds=args.seconds)
-                    result["app_cpu_ms"] = (process_cpu_seconds(pid) - cpu_before) * 1000 / max(1, result["requests"])
+                    served = max(1, result["requests"])
+                    result["app_cpu_ms"] = (process_cpu_seconds(pid) - cpu_before) * 1000 / served
+                    result["db_cpu_ms"] = (database_cpu_seconds(url) - db_before) * 1000 / served
                     runs[name].append(result)
                     print(
                         f"# {backend} round {round_} {name}: {result['rate']:,.0f} req/s, "
@@ -146,6 +161,9 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list[d
                         f"{result['errors']} errors; load {_serving.load_average()}",
                         flush=True,
                     )
+    if args.logs:
+        Path(args.logs).mkdir(parents=True, exist_ok=True)
+        shutil.copy(server.log_path, Path(args.logs) / server.log_path.name)
     rows = []
     for name, results in runs.items():
         rows.append(
@@ -158,6 +176,7 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list[d
                 "p99_ms": max(r["p99_ms"] for r in results),
                 "max_ms": max(r["max_ms"] for r in results),
                 "app_cpu_ms": statistics.median(r["app_cpu_ms"] for r in results),
+                "db_cpu_ms": statistics.median(r["db_cpu_ms"] for r in results),
                 "kb": results[0]["kb_per_request"],
                 "errors": sum(r["errors"] for r in results),
             }
@@ -180,6 +199,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "p99 ms",
             "max ms",
             "app CPU ms/req",
+            "db CPU ms/req",
             "KB/answer",
             "errors",
         ],
@@ -194,6 +214,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 r["p99_ms"],
                 r["max_ms"],
                 r["app_cpu_ms"],
+                r["db_cpu_ms"],
                 r["kb"],
                 r["errors"],
             ]
@@ -203,7 +224,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     text += (
         f"\n\nreq/s: mean of {args.rounds} run(s) of {args.seconds:g} s; p50: median of the runs; p99 and max: "
         "the worst run. x healthz: req/s over /healthz's on the same server. app CPU ms/req: CPU time of "
-        "gunicorn's master and workers per request (the database server's is not in it). "
+        "gunicorn's master and workers per request; db CPU ms/req: the PostgreSQL server processes' (SQLite's is in "
+        "the app's). "
         "Every answer was a 200 unless errors says otherwise."
     )
     lines = []
@@ -229,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="postgresql,sqlite", help="comma-separated (default postgresql,sqlite)")
     parser.add_argument("--rows", type=int, help="accepted for run_all.py and ignored")
     parser.add_argument("--letters", type=int, default=20, help="letters issued and rotated over (default 20)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2 * (os.cpu_count() or 1),
+        help="gunicorn worker processes (default: issuer/gunicorn_conf.py's, 2 per core)",
+    )
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument(
         "--max-requests",
@@ -241,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8, help="wrk's open connections (default 8)")
     parser.add_argument("--seconds", type=float, default=10, help="length of each measured run (default 10)")
     parser.add_argument("--rounds", type=int, default=2, help="measured runs per endpoint (default 2)")
+    parser.add_argument("--logs", help="copy gunicorn's log (one JSON access line per request) into this directory")
     parser.add_argument("--warmup", type=float, default=3, help="warm-up per endpoint, seconds (default 3)")
     args = parser.parse_args(argv)
     if args.letters < 1 or args.rounds < 1 or args.workers < 1 or args.threads < 1 or args.connections < 1:
