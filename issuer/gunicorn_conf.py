@@ -14,8 +14,9 @@ Every value can be changed through the environment without editing this file:
 - ``ISSUER_FORWARDED_ALLOW_IPS`` (``127.0.0.1``): proxies whose ``X-Forwarded-*`` headers are
   believed.
 
-Workers are recycled after about 10,000 requests (with jitter), bounding any slow growth of
-memory. The app is not preloaded: each worker builds its own (database pool, mail thread),
+Workers are recycled after about 200,000 requests (with jitter), bounding any slow growth of
+memory; fewer would empty the kept verification answers every few seconds at verification rates
+(bench/serve_verify.py). The app is not preloaded: each worker builds its own (database pool, mail thread),
 which is what forking requires of them.
 """
 
@@ -37,8 +38,8 @@ threads = _int("ISSUER_THREADS", 4)
 timeout = _int("ISSUER_TIMEOUT", 120)
 graceful_timeout = _int("ISSUER_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
-max_requests = 10_000
-max_requests_jitter = 1_000
+max_requests = 200_000
+max_requests_jitter = 20_000
 preload_app = False
 forwarded_allow_ips = os.environ.get("ISSUER_FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The app writes one structured access line per request (with its request id): gunicorn's own
