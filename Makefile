@@ -55,7 +55,7 @@ test: lint
 
 # The benchmarks also need wrk (bench/serve_verify.py): installed here when missing, not by make run/test.
 bench: install
-	./scripts/install-bench-packages.sh
+	./scripts/install-system-packages.sh wrk  # the load generator of bench/serve_verify.py
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -280,7 +280,7 @@ def wrk_script(path: Path, paths: Sequence[str]) -> Path:
 def run_wrk(base: str, script: Path, *, connections: int, seconds: float, threads: int = 1) -> dict[str, Any]:
     """wrk against ``base`` with the Lua ``script``; its figures (latencies in ms, rate per s)."""
     completed = subprocess.run(  # noqa: S603 - wrk with our arguments
-        [  # noqa: S607 - wrk from PATH, installed by scripts/install-bench-packages.sh
+        [  # noqa: S607 - wrk from PATH, installed by scripts/install-system-packages.sh wrk
             "wrk",
             f"-t{threads}",
             f"-c{connections}",
@@ -324,7 +324,7 @@ def require_wrk() -> None:
         subprocess.run(["wrk", "--version"], capture_output=True, check=False)  # noqa: S607
     except FileNotFoundError:
         raise SystemExit(
-            "wrk is not installed: run ./scripts/install-bench-packages.sh (make bench does) or apt-get install wrk"
+            "wrk is not installed: run ./scripts/install-system-packages.sh wrk (make bench does)"
         ) from None
 
 

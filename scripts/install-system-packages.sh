@@ -2,10 +2,11 @@
 # System packages issuer needs beyond Python: a Simplified-Chinese CJK font for the letters,
 # Pango for WeasyPrint, qpdf/poppler to check PDFs in tests, and Chromium for the browser tests.
 # Installs only what is missing, and only when it can (root or password-less sudo); otherwise it
-# says what to install.
+# says what to install. With arguments, installs those packages instead (`make bench`: wrk).
 set -euo pipefail
 
-packages=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 qpdf poppler-utils chromium)
+default_packages=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 qpdf poppler-utils chromium)
+if [ $# -gt 0 ]; then packages=("$@"); else packages=("${default_packages[@]}"); fi
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -75,6 +75,22 @@ def _drop_postgres_database(name: str) -> None:
     admin.dispose()
 
 
+def scratch_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """An empty, unmigrated database of its own for a test whose other processes (a worker, a
+    server) must see committed data: a SQLite file, or a fresh PostgreSQL database dropped after.
+    Used as ``for url in scratch_database(kind, tmp_path): ...`` inside a fixture."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'issuer.db'}"
+        return
+    if not TEST_DATABASE_URL:
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests not run")
+    name, url = _create_postgres_database()
+    try:
+        yield url
+    finally:
+        _drop_postgres_database(name)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated, empty database of each backend, for the whole session."""

@@ -41,7 +41,7 @@ from issuer.services import issuance_jobs
 from issuer.services.keys import generate_key
 from issuer.services.letters import verify_pdf
 from tests import factories
-from tests.conftest import TEST_DATABASE_URL, TODAY, _create_postgres_database, _drop_postgres_database
+from tests.conftest import TODAY, scratch_database
 from tests.web.ui.conftest import Browser
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -65,22 +65,9 @@ class World:
         return {"Authorization": f"Bearer {token}"}
 
 
-def _database(kind: str, tmp_path: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'issuer.db'}"
-        return
-    if not TEST_DATABASE_URL:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests not run")
-    name, url = _create_postgres_database()
-    try:
-        yield url
-    finally:
-        _drop_postgres_database(name)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    for url in _database(request.param, tmp_path):
+    for url in scratch_database(request.param, tmp_path):
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()

@@ -35,22 +35,9 @@ from issuer.config import Settings
 from issuer.db import make_engine
 from issuer.migrate import downgrade, upgrade
 from tests import factories
-from tests.conftest import TEST_DATABASE_URL, TODAY, _create_postgres_database, _drop_postgres_database
+from tests.conftest import TODAY, scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database(kind: str, tmp_path: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'issuer.db'}"
-        return
-    if not TEST_DATABASE_URL:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests not run")
-    name, url = _create_postgres_database()
-    try:
-        yield url
-    finally:
-        _drop_postgres_database(name)
 
 
 def _free_port() -> int:
@@ -114,7 +101,7 @@ class Server:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Server, str]]:
-    for url in _database(request.param, tmp_path):
+    for url in scratch_database(request.param, tmp_path):
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()
@@ -234,7 +221,7 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_cleanly(server: tu
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_readiness_fails_when_the_schema_is_behind_or_the_keys_are_missing(backend: str, tmp_path: Path) -> None:
-    for url in _database(backend, tmp_path):
+    for url in scratch_database(backend, tmp_path):
         engine = make_engine(url)
         upgrade(engine)
         keys = tmp_path / "keys"
